@@ -1,0 +1,92 @@
+"""Reading and writing images, masks and depth maps as the syn2real format stores them.
+
+Images and masks are PNG (8-bit grey or RGB), segmentation label maps are 8-bit PNG, depth maps are ``.npy`` float32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from datamodules.errors import DatasetError
+
+_RESTORE = "restore the file or remove its row from the sample table"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise DatasetError(path, "file is missing", _RESTORE) from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(path, f"cannot be read as an image ({err})", "re-export or remove this file") from None
+    return h, w
+
+
+def read_image(path: Path, channels: int) -> Tensor:
+    """Image file -> ``C×H×W`` float32 in [0, 1] with ``channels`` channels (1 = grey, 3 = RGB)."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(path, "file is missing", _RESTORE) from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(path, f"cannot be read as an image ({err})", "re-export or remove this file") from None
+    t = torch.from_numpy(arr.copy())
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    return t.float().div_(255.0)
+
+
+def read_label_map(path: Path) -> Tensor:
+    """Segmentation label PNG (one class index per pixel) -> ``H×W`` long."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise DatasetError(path, f"label map has mode {im.mode}", "save label maps as 8-bit single-channel PNG")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DatasetError(path, "label map is missing", "restore it or remove its row") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(path, f"cannot be read as a label map ({err})", "re-export or remove this file") from None
+    return torch.from_numpy(arr.astype(np.int64))
+
+
+def read_depth(path: Path) -> Tensor:
+    """Depth ``.npy`` (H×W float) -> ``1×H×W`` float32."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DatasetError(path, "depth map is missing", "restore it or remove its row") from None
+    except (ValueError, OSError) as err:
+        raise DatasetError(path, f"cannot be read as a .npy depth map ({err})", "re-export this file") from None
+    return torch.from_numpy(np.asarray(arr, dtype=np.float32)).reshape(1, *arr.shape[-2:])
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """``C×H×W`` [0, 1] tensor -> ``H×W`` or ``H×W×C`` uint8 array, rounding to nearest."""
+    arr = image.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu().numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def write_image(path: Path, image: Tensor) -> None:
+    Image.fromarray(to_uint8(image)).save(path)
+
+
+def write_mask(path: Path, mask: Tensor) -> None:
+    Image.fromarray((mask.detach().reshape(mask.shape[-2:]) > 0.5).to(torch.uint8).mul(255).cpu().numpy()).save(path)
+
+
+def write_label_map(path: Path, labels: Tensor) -> None:
+    Image.fromarray(labels.detach().to(torch.uint8).cpu().numpy()).save(path)
+
+
+def write_depth(path: Path, depth: Tensor) -> None:
+    np.save(path, depth.detach().reshape(depth.shape[-2:]).float().cpu().numpy())

@@ -1,0 +1,74 @@
+"""The real target of the digits benchmark: scikit-learn's handwritten digits (UCI optdigits test set).
+
+1,797 images, 8×8, 17 grey levels (0–16, ink bright on dark), resized bilinearly to the benchmark size. A fixed,
+class-stratified split (seed ``SPLIT_SEED``, independent of any training seed) gives an unlabeled adaptation
+**pool** (also the source of real-label budgets), a **val** split and a **test** split. Only val/test and explicit
+label budgets read the labels.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset
+
+from syn2real.batch import Sample
+
+SPLIT_SEED = 20160315
+SPLIT_SIZES = {"pool": 1000, "val": 297, "test": 500}
+Split = Literal["pool", "val", "test"]
+
+
+@lru_cache(maxsize=1)
+def split_indices() -> dict[str, np.ndarray]:
+    """Indices into ``load_digits()`` of each split: fixed, disjoint, stratified by class."""
+    labels = load_digits().target
+    all_idx = np.arange(len(labels))
+    pool, rest = train_test_split(all_idx, train_size=SPLIT_SIZES["pool"], stratify=labels, random_state=SPLIT_SEED)
+    val, test = train_test_split(rest, train_size=SPLIT_SIZES["val"], stratify=labels[rest],
+                                 random_state=SPLIT_SEED)
+    return {"pool": np.sort(pool), "val": np.sort(val), "test": np.sort(test)}
+
+
+class RealDigits(Dataset[Sample]):
+    """One split of the real digits as a dataset of :class:`~syn2real.batch.Sample` (domain 1).
+
+    Args:
+        split: ``pool`` (unlabeled adaptation pool / label budgets), ``val`` or ``test``.
+        size: output side in pixels.
+        channels: 1, or 3 (grey replicated).
+        use_labels: attach labels (val/test and label budgets only).
+        transform: optional ``Sample -> Sample``.
+    """
+
+    def __init__(self, split: Split, *, size: int = 32, channels: int = 1, use_labels: bool = True,
+                 transform: object = None) -> None:
+        if split not in SPLIT_SIZES:
+            raise ValueError(f"unknown split {split!r}; use one of {list(SPLIT_SIZES)}")
+        digits = load_digits()
+        idx = split_indices()[split]
+        raw = torch.from_numpy(digits.images[idx].astype(np.float32) / 16.0).unsqueeze(1)
+        images = F.interpolate(raw, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
+        self.images = images.repeat(1, channels, 1, 1) if channels == 3 else images
+        self.targets = torch.from_numpy(digits.target[idx].astype(np.int64))
+        self.ids = [f"sklearn-digits-{i:04d}" for i in idx]
+        self.use_labels = use_labels
+        self.transform = transform
+        self.classes = [str(d) for d in range(10)]
+
+    def labels(self) -> list[int]:
+        return self.targets.tolist()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = Sample(image=self.images[index], label=self.targets[index] if self.use_labels else None,
+                        domain=1, id=self.ids[index])
+        return self.transform(sample) if self.transform is not None else sample  # type: ignore[operator]

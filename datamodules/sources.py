@@ -1,0 +1,202 @@
+"""Dataset sources: what a config names as a dataset.
+
+A source only stores its arguments; ``load()`` opens and validates the data (Lightning's rule that a datamodule touches files in ``setup``), so configs can be parsed and
+checked without any data on disk.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
+from datamodules.format import Syn2RealDataset
+from datamodules.real_digits import RealDigits, Split
+from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
+from datamodules.stages import select_stages
+from syn2real.batch import IGNORE_INDEX, Sample
+
+
+class Source(ABC):
+    """A dataset spec. Subclasses are typed, keyword-only, and cheap to construct."""
+
+    @abstractmethod
+    def load(self, transform: Any = None) -> Dataset[Sample]:
+        """Open (and validate) the data; ``transform`` maps ``Sample -> Sample``."""
+
+
+class TensorDataset(Dataset[Sample]):
+    """Samples held in memory as stacked tensors (rendered or random data)."""
+
+    def __init__(self, images: torch.Tensor, *, labels: torch.Tensor | None = None, masks: torch.Tensor | None = None,
+                 depth: torch.Tensor | None = None, domain: int = 0, prefix: str = "", transform: Any = None) -> None:
+        self.images, self.targets, self.masks, self.depth = images, labels, masks, depth
+        self.domain, self.prefix, self.transform = domain, prefix, transform
+
+    def labels(self) -> list[int]:
+        return self.targets.tolist() if self.targets is not None and self.targets.ndim == 1 else []
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> Sample:
+        pick = lambda t: None if t is None else t[i]  # noqa: E731
+        s = Sample(image=self.images[i], label=pick(self.targets), mask=pick(self.masks), depth=pick(self.depth),
+                   domain=self.domain, id=f"{self.prefix}{i:07d}")
+        return self.transform(s) if self.transform is not None else s
+
+
+class StageConcat(ConcatDataset[Sample]):
+    """Several stage datasets read as one (their class lists were checked to agree)."""
+
+    def __init__(self, parts: list[Syn2RealDataset]) -> None:
+        super().__init__(parts)
+        self.classes = parts[0].classes
+
+    def labels(self) -> list[int]:
+        return [y for part in self.datasets for y in part.labels()]  # type: ignore[attr-defined]
+
+
+class DigitsSimulatorSource(Source):
+    """Digits rendered in memory by the built-in simulator (no files; ~2,000 images/s on one core).
+
+    Args:
+        num_samples: how many to render (indices ``0..num_samples-1``).
+        seed: the simulator seed.
+        config: simulator parameters ψ.
+        use_labels: attach labels (drop them to use the renders as an unlabeled domain).
+        domain: domain id (0 = source).
+    """
+
+    def __init__(self, *, num_samples: int = 20000, seed: int = 0, config: DigitsSimulatorConfig | None = None,
+                 use_labels: bool = True, domain: int = 0) -> None:
+        self.num_samples, self.seed, self.use_labels, self.domain = num_samples, seed, use_labels, domain
+        self.config = config or DigitsSimulatorConfig()
+
+    def load(self, transform: Any = None) -> TensorDataset:
+        sim = DigitsSimulator(self.config, seed=self.seed)
+        chunks = [sim.render(range(i, min(i + 512, self.num_samples))) for i in range(0, self.num_samples, 512)]
+        cat = lambda key: torch.cat([getattr(c, key) for c in chunks])  # noqa: E731
+        return TensorDataset(cat("images"), labels=cat("labels") if self.use_labels else None, masks=cat("masks"),
+                             depth=cat("depth"), domain=self.domain, prefix=f"sim{self.seed}-", transform=transform)
+
+
+class Syn2RealSource(Source):
+    """A syn2real dataset folder, or one or more stages of a simulator-optimization run.
+
+    Args:
+        root: a dataset folder or a folder of stage datasets.
+        stage: ``latest`` | ``best`` | ``all`` | a stage index.
+        use_labels: attach labels.
+        domain: domain id of every sample (0 = source).
+        domain_per_stage: with ``stage: all``, give stage k the domain ``domain + k`` (multi-source methods).
+    """
+
+    def __init__(self, *, root: str, stage: str = "latest", use_labels: bool = True, domain: int = 0,
+                 domain_per_stage: bool = False) -> None:
+        self.root, self.stage, self.use_labels = root, stage, use_labels
+        self.domain, self.domain_per_stage = domain, domain_per_stage
+
+    def load(self, transform: Any = None) -> Dataset[Sample]:
+        folders = select_stages(Path(self.root), self.stage)
+        parts = [Syn2RealDataset(f, domain=self.domain + (k if self.domain_per_stage else 0),
+                                 use_labels=self.use_labels, transform=transform) for k, f in enumerate(folders)]
+        if len(parts) == 1:
+            return parts[0]
+        return StageConcat(parts)
+
+
+class RealDigitsSource(Source):
+    """A split of the real digits (scikit-learn): ``pool`` (unlabeled adaptation), ``val``, ``test``.
+
+    Args:
+        split: which split.
+        size: side in pixels (the benchmark's 32).
+        channels: 1, or 3 (grey replicated).
+        use_labels: attach labels; defaults to ``False`` for the pool, which methods must not read labels from.
+    """
+
+    def __init__(self, *, split: Split = "test", size: int = 32, channels: int = 1,
+                 use_labels: bool | None = None) -> None:
+        self.split, self.size, self.channels = split, size, channels
+        self.use_labels = split != "pool" if use_labels is None else use_labels
+
+    def load(self, transform: Any = None) -> RealDigits:
+        return RealDigits(self.split, size=self.size, channels=self.channels, use_labels=self.use_labels,
+                          transform=transform)
+
+
+class ImageFolderSource(Source):
+    """Labeled real images in class subfolders (see :class:`~datamodules.folders.ImageFolderDataset`)."""
+
+    def __init__(self, *, root: str, classes: list[str] | None = None, channels: int = 3,
+                 size: tuple[int, int] | None = None, use_labels: bool = True, domain: int = 1) -> None:
+        self.root, self.classes, self.channels, self.size = root, classes, channels, size
+        self.use_labels, self.domain = use_labels, domain
+
+    def load(self, transform: Any = None) -> ImageFolderDataset:
+        return ImageFolderDataset(self.root, classes=self.classes, channels=self.channels, size=self.size,
+                                  domain=self.domain, use_labels=self.use_labels, transform=transform)
+
+
+class UnlabeledFolderSource(Source):
+    """Unlabeled real images in one flat folder."""
+
+    def __init__(self, *, root: str, channels: int = 3, size: tuple[int, int] | None = None, domain: int = 1) -> None:
+        self.root, self.channels, self.size, self.domain = root, channels, size, domain
+
+    def load(self, transform: Any = None) -> UnlabeledFolderDataset:
+        return UnlabeledFolderDataset(self.root, channels=self.channels, size=self.size, domain=self.domain,
+                                      transform=transform)
+
+
+class SegmentationFolderSource(Source):
+    """Real image + label-map pairs with a class-mapping file."""
+
+    def __init__(self, *, images: str, labels: str, class_map: str, channels: int = 3,
+                 size: tuple[int, int] | None = None, domain: int = 1) -> None:
+        self.images, self.labels, self.class_map = images, labels, class_map
+        self.channels, self.size, self.domain = channels, size, domain
+
+    def load(self, transform: Any = None) -> SegmentationFolderDataset:
+        return SegmentationFolderDataset(self.images, self.labels, self.class_map, channels=self.channels,
+                                         size=self.size, domain=self.domain, transform=transform)
+
+
+class RandomSource(Source):
+    """Random tensors for smoke tests: uniform images, random labels, masks and depth. No files.
+
+    Args:
+        num_samples: dataset length.
+        num_classes: label range.
+        size: image side.
+        channels: image channels.
+        task: classification (``B`` labels) or segmentation (``B×H×W`` maps with some ignore pixels).
+        seed: generator seed.
+        use_labels: attach labels.
+        domain: domain id.
+    """
+
+    def __init__(self, *, num_samples: int = 16, num_classes: int = 10, size: int = 32, channels: int = 1,
+                 task: Literal["classification", "segmentation"] = "classification", seed: int = 0,
+                 use_labels: bool = True, domain: int = 0) -> None:
+        self.num_samples, self.num_classes, self.size, self.channels = num_samples, num_classes, size, channels
+        self.task, self.seed, self.use_labels, self.domain = task, seed, use_labels, domain
+
+    def load(self, transform: Any = None) -> TensorDataset:
+        g = torch.Generator().manual_seed(self.seed)
+        n, s = self.num_samples, self.size
+        images = torch.rand(n, self.channels, s, s, generator=g)
+        if self.task == "classification":
+            labels = torch.randint(self.num_classes, (n,), generator=g)
+        else:
+            labels = torch.randint(self.num_classes, (n, s, s), generator=g)
+            labels[torch.rand(n, s, s, generator=g) < 0.05] = IGNORE_INDEX
+        masks = (torch.rand(n, 1, s, s, generator=g) > 0.5).float()
+        depth = torch.rand(n, 1, s, s, generator=g)
+        return TensorDataset(images, labels=labels if self.use_labels else None, masks=masks, depth=depth,
+                             domain=self.domain, prefix=f"rand{self.seed}-", transform=transform)

@@ -1,0 +1,75 @@
+"""Simulator-optimization runs: a folder of stage datasets, one per stage (``stage_000/``, ``stage_001/`` ...).
+
+Each stage is a syn2real dataset whose ``dataset.json`` carries a ``stage`` record (name, index, parameters,
+score). ``select_stages`` picks ``latest``, ``best`` (highest score), ``all`` or one stage index, and refuses
+stages whose class lists disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datamodules.errors import DatasetError
+from datamodules.format import DatasetInfo, read_info
+
+
+def list_stages(run: Path) -> list[tuple[Path, DatasetInfo]]:
+    """The stage datasets under ``run``, ordered by stage index (folder name where the index is missing)."""
+    found = []
+    for sub in sorted(p for p in run.iterdir() if p.is_dir() and (p / "dataset.json").is_file()):
+        info = read_info(sub)
+        index = (info.stage or {}).get("index")
+        found.append((index if isinstance(index, int) else len(found), sub.name, sub, info))
+    found.sort(key=lambda t: (t[0], t[1]))
+    return [(p, i) for _, _, p, i in found]
+
+
+def select_stages(root: str | Path, stage: str | int = "latest") -> list[Path]:
+    """Dataset folders to read for ``root`` and ``stage`` (``latest`` | ``best`` | ``all`` | stage index).
+
+    A ``root`` that is itself a dataset is returned as is (for ``latest``/``all``, or its own index).
+    """
+    root = Path(root)
+    if (root / "dataset.json").is_file():
+        info = read_info(root)
+        own = (info.stage or {}).get("index")
+        if stage in ("latest", "all", "best") or str(stage) == str(own):
+            return [root]
+        raise DatasetError(root, f"is a single dataset (stage index {own}), not a run holding stage {stage!r}",
+                           "point to the run folder that holds the stage folders, or use stage: latest")
+    if not root.is_dir():
+        raise DatasetError(root, "folder does not exist", "check the path, or create it with `syn2real simulate`")
+    stages = list_stages(root)
+    if not stages:
+        raise DatasetError(root / "dataset.json", "missing, and no stage folders with a dataset.json inside",
+                           "point to a syn2real dataset or a folder of stage datasets")
+    chosen = _choose(root, stages, stage)
+    first_path, first = chosen[0]
+    for path, info in chosen[1:]:
+        if info.classes != first.classes or info.task != first.task:
+            raise DatasetError(path / "dataset.json", f"class list {info.classes} differs from {first.classes} in "
+                               f"{first_path / 'dataset.json'}", "use stages rendered with the same classes, or "
+                               "select one stage")
+    return [p for p, _ in chosen]
+
+
+def _choose(root: Path, stages: list[tuple[Path, DatasetInfo]], stage: str | int) -> list[tuple[Path, DatasetInfo]]:
+    if stage == "all":
+        return stages
+    if stage == "latest":
+        return [stages[-1]]
+    if stage == "best":
+        scored = [(p, i) for p, i in stages if isinstance((i.stage or {}).get("score"), int | float)]
+        if not scored:
+            raise DatasetError(root, "no stage records a score, so there is no 'best'",
+                               "write stage.score in each dataset.json, or use stage: latest | all | <index>")
+        return [max(scored, key=lambda t: t[1].stage["score"])]  # type: ignore[index]
+    try:
+        wanted = int(stage)
+    except ValueError:
+        raise DatasetError(root, f"unknown stage {stage!r}", "use latest, best, all or a stage index") from None
+    for path, info in stages:
+        if (info.stage or {}).get("index") == wanted:
+            return [(path, info)]
+    have = [(i.stage or {}).get("index") for _, i in stages]
+    raise DatasetError(root, f"has no stage with index {wanted} (stages: {have})", "pick one of the listed indices")

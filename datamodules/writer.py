@@ -1,0 +1,115 @@
+"""Writing syn2real datasets: streaming, atomic (temporary folder + rename), never over existing data unless told."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from datamodules.errors import DatasetError
+from datamodules.format import COLUMNS, DatasetInfo
+from datamodules.imageio import write_depth, write_image, write_label_map, write_mask
+from syn2real.batch import Sample
+
+
+def prepare_output(out: Path, *, overwrite: bool) -> None:
+    """Refuse a non-empty output folder unless ``overwrite`` (checked before any work starts)."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(out, "exists and is not a folder", "choose another --out path")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DatasetError(out, "exists and is not empty", "choose another --out path or pass --overwrite")
+
+
+class DatasetWriter:
+    """Write a syn2real dataset sample by sample; the folder appears only when the writer closes cleanly.
+
+    Samples stream to a temporary sibling folder (nothing is held in memory); on success the folder is renamed to
+    ``out``. On an exception the temporary folder is removed and ``out`` is untouched.
+
+    Args:
+        out: the dataset folder to create.
+        info: the dataset header; ``num_samples`` is filled in on close.
+        overwrite: replace an existing non-empty ``out``.
+
+    Examples:
+        >>> import torch, tempfile
+        >>> from datamodules.format import Syn2RealDataset
+        >>> root = Path(tempfile.mkdtemp()) / "ds"
+        >>> info = DatasetInfo(task="classification", classes=["a", "b"], channels=1, size=(4, 4))
+        >>> with DatasetWriter(root, info) as w:
+        ...     w.add(Sample(image=torch.zeros(1, 4, 4), label=torch.tensor(1), id="s0"))
+        >>> ds = Syn2RealDataset(root)
+        >>> len(ds), int(ds[0].label)
+        (1, 1)
+    """
+
+    def __init__(self, out: str | Path, info: DatasetInfo, *, overwrite: bool = False) -> None:
+        self.out = Path(out)
+        self.info = info
+        self.overwrite = overwrite
+        prepare_output(self.out, overwrite=overwrite)
+        self._tmp: Path | None = None
+        self._count = 0
+
+    def __enter__(self) -> DatasetWriter:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        for sub in ("images", "masks", "depth", "labels"):
+            (self._tmp / sub).mkdir()
+        self._file = (self._tmp / "samples.csv").open("w", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(COLUMNS)
+        return self
+
+    def add(self, sample: Sample, params: dict[str, Any] | None = None) -> None:
+        """Write one sample's files and its row."""
+        assert self._tmp is not None, "use DatasetWriter as a context manager"
+        sid = sample.id or f"{self._count:07d}"
+        if "/" in sid or "\\" in sid:
+            raise ValueError(f"sample id {sid!r} may not contain path separators")
+        shape = tuple(sample.image.shape)
+        if shape != (self.info.channels, *self.info.size):
+            raise ValueError(f"sample {sid!r} image has shape {shape}, the dataset is "
+                             f"{(self.info.channels, *self.info.size)}")
+        row = {"id": sid, "image": f"images/{sid}.png", "label": "", "mask": "", "depth": "", "params": ""}
+        write_image(self._tmp / row["image"], sample.image)
+        if self.info.labels:
+            if sample.label is None:
+                raise ValueError(f"sample {sid!r} has no label but the dataset is labeled")
+            if self.info.task == "classification":
+                row["label"] = str(int(sample.label))
+            else:
+                row["label"] = f"labels/{sid}.png"
+                write_label_map(self._tmp / row["label"], sample.label)
+        if self.info.masks:
+            row["mask"] = f"masks/{sid}.png"
+            write_mask(self._tmp / row["mask"], sample.mask)
+        if self.info.depth:
+            row["depth"] = f"depth/{sid}.npy"
+            write_depth(self._tmp / row["depth"], sample.depth)
+        if params:
+            row["params"] = json.dumps(params, sort_keys=True)
+        self._csv.writerow([row[c] for c in COLUMNS])
+        self._count += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._tmp is not None
+        self._file.close()
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        self.info.num_samples = self._count
+        (self._tmp / "dataset.json").write_text(json.dumps(self.info.to_json(), indent=2) + "\n")
+        old = None
+        if self.out.exists():
+            prepare_output(self.out, overwrite=self.overwrite)  # re-check: the folder may have appeared meanwhile
+            old = self.out.with_name(f".{self.out.name}.replaced")
+            self.out.rename(old)
+        self._tmp.rename(self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

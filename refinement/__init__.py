@@ -1,0 +1,1 @@
+"""Refinement methods (empty until their issues land); importing this package registers them."""

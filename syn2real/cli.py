@@ -1,0 +1,104 @@
+"""The ``syn2real`` console script: the composition root (the only core module importing the method families).
+
+``syn2real fit|validate|test|predict`` run LightningCLI (subclass mode for model and data); ``simulate`` and
+``list`` are plain commands (:mod:`syn2real.commands`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import ArgsType, LightningCLI
+
+import adaptation  # noqa: F401  (registers methods; lets --model=DANN resolve)
+import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
+import generalization  # noqa: F401
+import refinement  # noqa: F401
+import syn2real.tasks  # noqa: F401
+from syn2real import __version__
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+class Syn2RealCLI(LightningCLI):
+    """LightningCLI with syn2real defaults: tests the final model after ``fit`` and writes ``results.json``."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--test_after_fit", type=bool, default=True,
+                            help="after fit, evaluate the final weights on data.test and write results.json")
+
+    def before_fit(self) -> None:
+        self._started = time.perf_counter()
+
+    def after_fit(self) -> None:
+        wall = time.perf_counter() - self._started
+        if self.trainer.interrupted:
+            return
+        metrics: dict[str, float] = {}
+        if self.config[self.subcommand].get("test_after_fit") and getattr(self.datamodule, "test", None) is not None:
+            for result in self.trainer.test(self.model, datamodule=self.datamodule, verbose=True):
+                metrics |= result
+        self._write_results(metrics | {"fit_wall_time_s": wall})
+
+    def after_test(self) -> None:
+        self._write_results(dict(self.trainer.callback_metrics.items()))
+
+    def _write_results(self, metrics: dict[str, Any]) -> None:
+        if self.trainer.log_dir is None or not self.trainer.is_global_zero:
+            return
+        out = Path(self.trainer.log_dir) / "results.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"syn2real_version": __version__, "subcommand": self.subcommand,
+                  "seed": self.config[self.subcommand].get("seed_everything"),
+                  "model": type(self.model).__name__, "metrics": {k: float(v) for k, v in metrics.items()}}
+        out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def cli_main(args: ArgsType = None, *, run: bool = True) -> Syn2RealCLI:
+    """Build (and with ``run``, execute) the Lightning command line; callable from tests and benchmarks."""
+    return Syn2RealCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+        run=run,
+    )
+
+
+USAGE = """usage: syn2real <command> [options]
+
+commands:
+  fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
+  simulate                          render the built-in digits simulator into a syn2real dataset
+  list                              registered methods and runnable experiment configs
+
+`syn2real <command> --help` describes each command's options.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``syn2real`` console script."""
+    from syn2real import commands
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return
+    if argv[0] in ("-V", "--version"):
+        sys.stdout.write(f"syn2real {__version__}\n")
+        return
+    if argv[0] in commands.COMMANDS:
+        sys.exit(commands.COMMANDS[argv[0]](argv[1:]))
+    if argv[0] not in LIGHTNING_COMMANDS:
+        sys.stderr.write(f"syn2real: unknown command {argv[0]!r}\n\n{USAGE}")
+        sys.exit(2)
+    cli_main(argv)

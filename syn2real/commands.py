@@ -1,0 +1,113 @@
+"""Plain ``syn2real`` commands beside LightningCLI: ``simulate`` and ``list``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from datamodules.errors import DatasetError
+from datamodules.format import DatasetInfo
+from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig, config_record
+from datamodules.writer import DatasetWriter, prepare_output
+from syn2real import __version__
+from syn2real.batch import Sample
+from syn2real.registry import family_of, get_method, list_methods
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
+    """A simulator config from YAML (keys of :class:`DigitsSimulatorConfig`), with a clear error on unknown keys."""
+    if path is None:
+        return DigitsSimulatorConfig()
+    data = yaml.safe_load(path.read_text()) or {}
+    data = data.get("config", data)  # accept a whole DigitsSimulatorSource init_args block too
+    known = {f.name for f in dataclasses.fields(DigitsSimulatorConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise DatasetError(path, f"unknown simulator keys {unknown}", f"use only {sorted(known)}")
+    for key, value in data.items():
+        if isinstance(value, list) and key != "fonts":
+            data[key] = tuple(value)
+    try:
+        return DigitsSimulatorConfig(**data)
+    except (TypeError, ValueError) as err:
+        raise DatasetError(path, str(err), "fix the value") from None
+
+
+def simulate(argv: list[str]) -> int:
+    """``syn2real simulate``: render digits into a syn2real (stage) dataset."""
+    parser = argparse.ArgumentParser(prog="syn2real simulate", description="Render the built-in digits simulator "
+                                     "into a syn2real dataset folder (images, labels, masks, depth, ψ per sample).")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (e.g. runs/sim/stage_000)")
+    parser.add_argument("--config", type=Path, help="YAML of simulator parameters ψ (DigitsSimulatorConfig keys)")
+    parser.add_argument("--num-samples", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage-index", type=int, default=0, help="stage index recorded in dataset.json")
+    parser.add_argument("--stage-name", default=None, help="stage name (default: stage_<index>)")
+    parser.add_argument("--score", type=float, default=None, help="stage score to record (for stage: best)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        config = load_simulator_config(args.config)
+        prepare_output(args.out, overwrite=args.overwrite)
+    except DatasetError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    sim = DigitsSimulator(config, seed=args.seed)
+    stage = {"name": args.stage_name or f"stage_{args.stage_index:03d}", "index": args.stage_index,
+             "parameters": config_record(config), "score": args.score}
+    info = DatasetInfo(task="classification", classes=CLASSES, channels=config.channels, size=(config.size,) * 2,
+                       masks=True, depth=True, labels=True, depth_units="relative",
+                       producer={"name": "syn2real.simulate", "version": __version__,
+                                 "config": {"seed": args.seed, "num_samples": args.num_samples,
+                                            "simulator": config_record(config)}, "parent": None},
+                       stage=stage)
+    columns = (TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar, DatasetWriter(args.out, info, overwrite=args.overwrite) as w:
+        task = bar.add_task("render", total=args.num_samples)
+        for start in range(0, args.num_samples, 256):
+            idx = list(range(start, min(start + 256, args.num_samples)))
+            out = sim.render(idx)
+            for k, i in enumerate(idx):
+                w.add(Sample(image=out.images[k], label=out.labels[k], mask=out.masks[k], depth=out.depth[k],
+                             id=f"{i:07d}"), params=out.params[k])
+            bar.advance(task, len(idx))
+    console.print(f"wrote {args.num_samples} samples to {args.out}")
+    return 0
+
+
+def list_command(argv: list[str]) -> int:
+    """``syn2real list``: registered methods and the runnable experiment configs."""
+    argparse.ArgumentParser(prog="syn2real list", description="List methods and experiment configs.").parse_args(argv)
+    console = Console()
+    table = Table(title=f"syn2real {__version__}: methods")
+    for col in ("method", "family", "class", "model config", "experiments"):
+        table.add_column(col)
+    for name in list_methods():
+        cls = get_method(name)
+        model_cfg = CONFIGS / "model" / f"{name}.yaml"
+        experiments = sorted(p.name for p in (CONFIGS / "experiments").glob(f"{name}__*.yaml"))
+        table.add_row(name, family_of(name), f"{cls.__module__}.{cls.__qualname__}",
+                      str(model_cfg.relative_to(REPO)) if model_cfg.is_file() else "-", ", ".join(experiments) or "-")
+    if not list_methods():
+        table.add_row("(none yet)", "", "", "", "")
+    console.print(table)
+    baselines = Table(title="experiments (syn2real fit --config <path>)")
+    baselines.add_column("config")
+    for p in sorted((CONFIGS / "experiments").glob("*.yaml")):
+        baselines.add_row(str(p.relative_to(REPO)))
+    console.print(baselines)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command}
