@@ -1,7 +1,7 @@
 """Dataset sources: what a config names as a dataset.
 
-A source only stores its arguments; ``load()`` opens and validates the data (Lightning's rule that a datamodule touches files in ``setup``), so configs can be parsed and
-checked without any data on disk.
+A source only stores its arguments; ``load()`` opens and validates the data (Lightning's rule that a datamodule
+touches files in ``setup``), so configs can be parsed and checked without any data on disk.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def load_task_weights(network: nn.Module, checkpoint: str | Path) -> None:
     own = network.state_dict()
     for prefix in ("network.", "task_model.", ""):
         picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
-        if len(picked) == len(own):
+        if len(picked) == len(own) and all(v.shape == own[k].shape for k, v in picked.items()):
             network.load_state_dict(picked)
             return
     raise ValueError(f"{path} holds no complete weights for this task network ({type(network).__name__}); was it "

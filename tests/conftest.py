@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny synthetic datasets on disk, written with the real writer."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import syn2real.cli  # noqa: F401  (imports every family: the registry is full before collection)
+from datamodules.format import DatasetInfo
+from datamodules.writer import DatasetWriter
+from syn2real.batch import Sample
+
+
+def make_samples(n: int = 6, *, channels: int = 1, size: int = 8, num_classes: int = 3) -> list[Sample]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(n):
+        image = torch.randint(0, 256, (channels, size, size), generator=g).float() / 255
+        out.append(Sample(image=image, label=torch.tensor(i % num_classes),
+                          mask=(torch.rand(1, size, size, generator=g) > 0.5).float(),
+                          depth=torch.rand(1, size, size, generator=g), id=f"s{i:03d}"))
+    return out
+
+
+def write_dataset(root: Path, samples: list[Sample], *, classes: list[str] | None = None, stage: dict | None = None,
+                  channels: int = 1, size: int = 8) -> Path:
+    info = DatasetInfo(task="classification", classes=classes or ["a", "b", "c"], channels=channels,
+                       size=(size, size), masks=True, depth=True, depth_units="relative", stage=stage,
+                       producer={"name": "tests"})
+    with DatasetWriter(root, info) as w:
+        for s in samples:
+            w.add(s, params={"index": s.id})
+    return root
+
+
+def tree_digest(root: Path) -> str:
+    """Hash of every file's path, bytes and mtime under root: proves a reader left the folder untouched."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+            h.update(str(p.stat().st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "ds", make_samples())
