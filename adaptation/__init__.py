@@ -1,1 +1,3 @@
-"""Adaptation methods (empty until their issues land); importing this package registers them."""
+"""Feature-level adaptation methods; importing this package registers them."""
+
+from adaptation.dann import DANN

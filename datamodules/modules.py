@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
@@ -171,7 +172,20 @@ class DomainPairDataModule(_EvalMixin):
             self.target_set = self.target.load(transform)
             named = {f"source ({_describe(self.source)})": self.source_set,
                      f"target ({_describe(self.target)})": self.target_set} | named
-        self.channels, self.size, self.classes = check_compatible(named)
+        if named:
+            self.channels, self.size, self.classes = check_compatible(named)
+
+    def target_loader(self, *, batch_size: int) -> DataLoader[Any]:
+        """The target training images without augmentation, shuffled with a fixed seed, full batches only.
+
+        Used to re-estimate statistics (AdaBN). Opens the target when ``setup`` did not (e.g. ``syn2real test``).
+        """
+        if getattr(self, "_target_plain", None) is None:
+            self._target_plain = self.target.load()
+        drop = len(self._target_plain) >= batch_size
+        return DataLoader(self._target_plain, batch_size=batch_size, shuffle=True, drop_last=drop,
+                          generator=torch.Generator().manual_seed(self.seed), num_workers=self.num_workers,
+                          collate_fn=collate)
 
     def train_dataloader(self) -> CombinedLoader:
         loader = lambda ds: DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=True,  # noqa: E731

@@ -1,1 +1,5 @@
-"""Refinement methods (empty until their issues land); importing this package registers them."""
+"""Refinement methods (pixel-level refiners and BN-statistics adaptation); importing this registers them."""
+
+from refinement.adabn import AdaBN
+from refinement.dsbn import DSBN
+from refinement.dson import DSON

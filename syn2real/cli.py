@@ -79,6 +79,7 @@ USAGE = """usage: syn2real <command> [options]
 commands:
   fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
   simulate                          render the built-in digits simulator into a syn2real dataset
+  adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
 
 `syn2real <command> --help` describes each command's options.

@@ -17,6 +17,7 @@ from datamodules.format import DatasetInfo
 from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig, config_record
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
+from syn2real.adapt_bn import adapt_bn_command
 from syn2real.batch import Sample
 from syn2real.registry import family_of, get_method, list_methods
 
@@ -110,4 +111,5 @@ def list_command(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command,
+                                                   "adapt-bn": adapt_bn_command}

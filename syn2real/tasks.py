@@ -19,28 +19,80 @@ from syn2real.losses import check_finite, task_loss
 from syn2real.metrics import task_metric
 from syn2real.networks import Task, TaskNetwork, build_task_network
 
+TASK_PREFIXES = ("task_model.", "adapted.", "network.", "")
+"""Where a checkpoint's state dict keeps the task network, in order of preference."""
 
-def load_task_weights(network: nn.Module, checkpoint: str | Path) -> None:
+
+def task_state_prefix(state: dict[str, Tensor], network: nn.Module) -> str | None:
+    """The first prefix under which ``state`` holds complete, shape-compatible weights of ``network``."""
+    own = network.state_dict()
+    for prefix in TASK_PREFIXES:
+        picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
+        if len(picked) == len(own) and all(v.shape == own[k].shape for k, v in picked.items()):
+            return prefix
+    return None
+
+
+def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
     """Load task-network weights from a syn2real checkpoint (any method exposing ``task_model``) or a state dict.
 
-    Keys are looked up under ``network.``, ``task_model.`` or with no prefix; every tensor must fit.
+    Returns:
+        The state-dict prefix the weights were found under.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if no complete set of weights for this network is in the file.
     """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     state = torch.load(path, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state)
-    own = network.state_dict()
-    for prefix in ("network.", "task_model.", ""):
-        picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
-        if len(picked) == len(own) and all(v.shape == own[k].shape for k, v in picked.items()):
-            network.load_state_dict(picked)
-            return
-    raise ValueError(f"{path} holds no complete weights for this task network ({type(network).__name__}); was it "
-                     "trained with the same arch / num_classes / in_channels?")
+    prefix = task_state_prefix(state, network)
+    if prefix is None:
+        raise ValueError(f"{path} holds no complete weights for this task network ({type(network).__name__}); was "
+                         "it trained with the same arch / num_classes / in_channels?")
+    network.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
+                             and k[len(prefix):] in network.state_dict()})
+    return prefix
 
 
-class TaskModule(pl.LightningModule):
+class TaskEvaluation(pl.LightningModule):
+    """Validation, test and predict steps on the real split for any method that exposes ``task_model``.
+
+    Subclasses call :meth:`setup_task_metrics` in ``__init__``; they log ``val/target_acc`` / ``test/target_acc``
+    (or ``_miou``) and ``val/loss`` / ``test/loss``, the same names across the zoo.
+    """
+
+    @property
+    def task_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def setup_task_metrics(self, task: Task, num_classes: int) -> None:
+        name, metric = task_metric(task, num_classes)
+        self.metric_name = name
+        self.val_metric, self.test_metric = metric, metric.clone()
+
+    def _evaluate(self, batch: Batch, stage: str, metric: Any) -> None:
+        if batch.labels is None:
+            raise ValueError(f"the {stage} data has no labels; point data.{stage} to a labeled real split")
+        logits = self.task_model(batch.images)
+        metric.update(logits.argmax(1), batch.labels)
+        self.log(f"{stage}/loss", task_loss(logits, batch.labels), batch_size=len(batch))
+        self.log(f"{stage}/{self.metric_name}", metric, prog_bar=True, batch_size=len(batch))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metric)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metric)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        logits = self.task_model(batch.images)
+        return {"ids": batch.ids, "predictions": logits.argmax(1).cpu(), "probabilities": logits.softmax(1).cpu()}
+
+
+class TaskModule(TaskEvaluation):
     """Train a task network with cross-entropy on labeled batches; evaluate on the real split.
 
     Args:
@@ -72,9 +124,7 @@ class TaskModule(pl.LightningModule):
                                                        pretrained=pretrained)
         if init_from is not None:
             load_task_weights(self.network, init_from)
-        metric_name, metric = task_metric(task, num_classes)
-        self.metric_name = metric_name
-        self.val_metric, self.test_metric = metric, metric.clone()
+        self.setup_task_metrics(task, num_classes)
 
     @property
     def task_model(self) -> TaskNetwork:
@@ -99,24 +149,6 @@ class TaskModule(pl.LightningModule):
             acc = (logits.argmax(1) == batch.labels).float().mean()
             self.log("train/acc", acc, batch_size=len(batch))
         return loss
-
-    def _evaluate(self, batch: Batch, stage: str, metric: Any) -> None:
-        if batch.labels is None:
-            raise ValueError(f"the {stage} data has no labels; point data.{stage} to a labeled real split")
-        logits = self.network(batch.images)
-        metric.update(logits.argmax(1), batch.labels)
-        self.log(f"{stage}/loss", task_loss(logits, batch.labels), batch_size=len(batch))
-        self.log(f"{stage}/{self.metric_name}", metric, prog_bar=True, batch_size=len(batch))
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metric)
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metric)
-
-    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
-        logits = self.network(batch.images)
-        return {"ids": batch.ids, "predictions": logits.argmax(1).cpu(), "probabilities": logits.softmax(1).cpu()}
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

@@ -1,1 +1,5 @@
 """Network parts shared by two or more methods."""
+
+from syn2real.nn.discriminators import ConvFeatureDiscriminator, FeatureDiscriminator, domain_discriminator
+from syn2real.nn.domain_norm import DomainRouted, replace_modules, use_domain
+from syn2real.nn.grl import GradientReversal, grad_reverse

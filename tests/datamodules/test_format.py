@@ -107,7 +107,7 @@ def test_wrong_format_version_is_refused(dataset_dir: Path) -> None:
 def test_writer_refuses_a_non_empty_folder(dataset_dir: Path) -> None:
     before = tree_digest(dataset_dir)
     info = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8))
-    with pytest.raises(DatasetError, match="exists and is not empty.*--overwrite"):
+    with pytest.raises(DatasetError, match=r"exists and is not empty.*--overwrite"):
         DatasetWriter(dataset_dir, info)
     assert tree_digest(dataset_dir) == before
 

@@ -62,7 +62,7 @@ def test_augmentation_moves_mask_depth_and_label_map_together() -> None:
     out = SampleTransform("strong", seed=0)
     for _ in range(5):
         s = out(sample)
-        assert s.image.shape == (1, 16, 16) and 0 <= s.image.min() and s.image.max() <= 1
+        assert s.image.shape == (1, 16, 16) and s.image.min() >= 0 and s.image.max() <= 1
         assert set(s.label.unique().tolist()) <= {0, 1, IGNORE_INDEX}
         assert torch.equal(s.mask > 0.5, s.depth > 0.5)  # geometry shared by mask and depth
         assert torch.equal(s.label == 1, s.mask[0] > 0.5)

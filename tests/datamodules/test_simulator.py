@@ -33,7 +33,7 @@ def test_other_seed_gives_other_samples(sim: DigitsSimulator) -> None:
 def test_outputs_follow_the_data_contract(sim: DigitsSimulator) -> None:
     out = sim.render(range(64))
     assert out.images.shape == (64, 1, 16, 16) and out.images.dtype == torch.float32
-    assert 0 <= out.images.min() and out.images.max() <= 1
+    assert out.images.min() >= 0 and out.images.max() <= 1
     assert set(out.masks.unique().tolist()) <= {0.0, 1.0} and out.masks.sum() > 0
     assert out.labels.min() >= 0 and out.labels.max() <= 9
     assert len(out.labels.unique()) == 10

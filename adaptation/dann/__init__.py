@@ -1,0 +1,3 @@
+"""DANN (Ganin & Lempitsky, ICML 2015)."""
+
+from adaptation.dann.module import DANN

@@ -1,0 +1,128 @@
+"""DANN: Domain-Adversarial Neural Networks.
+
+Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015, arXiv:1409.7495;
+Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016, arXiv:1505.07818.
+
+A feature extractor G_f feeds a label predictor G_y and, through a gradient reversal layer, a domain
+classifier G_d. Per step, with progress p = step / total steps:
+
+    λ_p = 2 / (1 + exp(-γ p)) - 1                                   (γ = 10)
+    L   = CE(G_y(G_f(x_s)), y_s) + w_d · BCE(G_d(R_λp(G_f(x))), d)  (d = 1 source, 0 target)
+    μ_p = μ_0 / (1 + α p)^β                                          (μ_0 = 0.01, α = 10, β = 0.75)
+
+Departures from the paper: G_f / G_y are the zoo's task network split at ``forward_features`` (so numbers compare
+across methods); source and target are forwarded as one concatenated batch (BN sees both domains, as in tllib);
+for segmentation the domain classifier is fully convolutional and classifies every feature-map position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from syn2real.batch import DomainBatch
+from syn2real.losses import check_finite, task_loss
+from syn2real.networks import Task, TaskNetwork, build_task_network
+from syn2real.nn import domain_discriminator, grad_reverse
+from syn2real.registry import register_method
+from syn2real.schedules import AnnealedLR, dann_lambda, progress
+from syn2real.tasks import TaskEvaluation
+
+
+def domain_adversarial_loss(source_logits: Tensor, target_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """BCE of the domain classifier (source = 1, target = 0) averaged over all samples/positions, and its accuracy."""
+    logits = torch.cat([source_logits.flatten(), target_logits.flatten()])
+    labels = torch.cat([torch.ones(source_logits.numel()), torch.zeros(target_logits.numel())]).to(logits)
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    return loss, ((logits > 0).float() == labels).float().mean()
+
+
+@register_method
+class DANN(TaskEvaluation):
+    """Domain-adversarial training of a task network on labeled source + unlabeled target batches.
+
+    Args:
+        arch: task network (see :func:`syn2real.networks.build_task_network`).
+        num_classes: output classes.
+        in_channels: image channels.
+        task: ``classification`` or ``segmentation``.
+        encoder: smp encoder (segmentation).
+        width: base width of the small networks.
+        pretrained: backbone weights (``None``, ``"imagenet-offline"``, a path).
+        discriminator_hidden: hidden width of G_d (paper: 100 for digits, 1024 for Office).
+        lambda_domain: weight w_d of the domain loss (paper: 1).
+        gamma: γ of the λ_p schedule (paper: 10).
+        lambda_max: scale of λ_p (1 = paper).
+        optimizer: ``sgd`` (paper: momentum 0.9) or ``adam``.
+        lr: μ_0 (paper: 0.01).
+        lr_alpha: α of the annealing (paper: 10).
+        lr_beta: β of the annealing (paper: 0.75).
+        momentum: SGD momentum.
+        weight_decay: weight decay.
+        backbone_lr_scale: LR multiplier of G_f (0.1 for pretrained backbones, as tllib).
+    """
+
+    def __init__(self, *, arch: str = "small_cnn", num_classes: int = 10, in_channels: int = 1,
+                 task: Task = "classification", encoder: str = "resnet18", width: int = 32,
+                 pretrained: str | None = None, discriminator_hidden: int = 1024, lambda_domain: float = 1.0,
+                 gamma: float = 10.0, lambda_max: float = 1.0, optimizer: Literal["sgd", "adam"] = "sgd",
+                 lr: float = 0.01, lr_alpha: float = 10.0, lr_beta: float = 0.75, momentum: float = 0.9,
+                 weight_decay: float = 1e-3, backbone_lr_scale: float = 1.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.network: TaskNetwork = build_task_network(arch=arch, num_classes=num_classes, in_channels=in_channels,
+                                                       task=task, encoder=encoder, width=width,
+                                                       pretrained=pretrained)
+        self.discriminator = domain_discriminator(feature_dim=self.network.feature_dim,
+                                                  segmentation=task == "segmentation", hidden=discriminator_hidden)
+        self.setup_task_metrics(task, num_classes)
+
+    @property
+    def task_model(self) -> TaskNetwork:
+        return self.network
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images)
+
+    def adaptation_factor(self) -> float:
+        """λ_p at the current step."""
+        p = progress(self.global_step, self.trainer.estimated_stepping_batches)
+        return self.hparams.lambda_max * dann_lambda(p, self.hparams.gamma)
+
+    def losses(self, batch: DomainBatch, lam: float) -> dict[str, Tensor]:
+        """Classification and domain losses of one step (the paper's objective, named terms)."""
+        n = len(batch.source)
+        features = self.network.forward_features(torch.cat([batch.source.images, batch.target.images]))
+        loss_cls = task_loss(self.network.forward_head(features[:n]), batch.source.labels)
+        domain_logits = self.discriminator(grad_reverse(features, lam))
+        loss_domain, domain_acc = domain_adversarial_loss(domain_logits[:n], domain_logits[n:])
+        total = loss_cls + self.hparams.lambda_domain * loss_domain
+        return {"loss": total, "loss_cls": loss_cls, "loss_domain": loss_domain, "domain_acc": domain_acc}
+
+    def training_step(self, batch: DomainBatch, batch_idx: int) -> Tensor:
+        if batch.source.labels is None:
+            raise ValueError("DANN needs labels on the source domain; the source dataset has none")
+        lam = self.adaptation_factor()
+        out = self.losses(batch, lam)
+        check_finite(out["loss"], name="train/loss", step=self.global_step)
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=len(batch.source))
+        self.log("train/lambda", lam, batch_size=len(batch.source))
+        return out["loss"]
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        head = {id(p) for p in self.network.head_module.parameters()}
+        groups = [{"params": [p for p in self.network.parameters() if id(p) not in head],
+                   "lr": hp.lr * hp.backbone_lr_scale},
+                  {"params": list(self.network.head_module.parameters()) + list(self.discriminator.parameters()),
+                   "lr": hp.lr}]
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, AnnealedLR(total, hp.lr_alpha, hp.lr_beta))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

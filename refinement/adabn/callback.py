@@ -1,0 +1,49 @@
+"""AdaBN as a Lightning callback, for any method whose ``task_model`` has BN layers (e.g. a ``TaskModule``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from refinement.adabn.module import target_batches
+from refinement.adabn.stats import bn_layers, reestimate_bn_stats
+
+
+class AdaBNCallback(pl.Callback):
+    """Evaluate with BN statistics re-estimated on the target domain of the ``DomainPairDataModule``.
+
+    Before validation and test, the ``task_model``'s running statistics are replaced by target statistics; after
+    validation the source statistics are put back, so training continues exactly as without the callback.
+
+    Args:
+        batch_size: batch size of the re-estimation pass.
+    """
+
+    def __init__(self, *, batch_size: int = 128) -> None:
+        self.batch_size = batch_size
+
+    def _swap_in(self, pl_module: pl.LightningModule) -> list[tuple[Tensor, Tensor, Tensor]]:
+        layers = bn_layers(pl_module.task_model)
+        saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
+        with torch.inference_mode(False), torch.no_grad():
+            reestimate_bn_stats(pl_module.task_model, target_batches(pl_module, self.batch_size))
+        return saved
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._saved: Any = None if trainer.sanity_checking else self._swap_in(pl_module)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(self, "_saved", None) is None:
+            return
+        with torch.no_grad():
+            for bn, (mean, var, count) in zip(bn_layers(pl_module.task_model), self._saved, strict=True):
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
+                bn.num_batches_tracked.copy_(count)
+        self._saved = None
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._swap_in(pl_module)

@@ -1,0 +1,116 @@
+"""``syn2real adapt-bn``: AdaBN for a model that is already trained.
+
+Re-estimates its BN statistics on real images and writes an adapted checkpoint (same class, same weights, new
+statistics) that ``syn2real test --ckpt_path`` and ``TaskModule(init_from=...)`` read as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from datamodules.errors import DatasetError
+from datamodules.format import read_info
+from datamodules.sources import ImageFolderSource, RealDigitsSource, Source, Syn2RealSource, UnlabeledFolderSource
+from datamodules.stages import select_stages
+from refinement.adabn import bn_layers, reestimate_bn_stats
+from syn2real.batch import collate
+from syn2real.networks import build_task_network
+from syn2real.tasks import task_state_prefix
+
+BUILTIN_POOL = "digits-real-pool"
+NETWORK_KEYS = ("arch", "num_classes", "in_channels", "task", "encoder", "width")
+
+
+def _source_for(data: str, channels: int, size: tuple[int, int] | None) -> Source:
+    """A source reading ``data`` without its labels: the built-in pool, a syn2real dataset/run, or image folders."""
+    if data == BUILTIN_POOL:
+        return RealDigitsSource(split="pool", channels=channels, use_labels=False)
+    root = Path(data)
+    if not root.is_dir():
+        raise DatasetError(root, "folder does not exist", f"give a dataset or image folder, or {BUILTIN_POOL!r}")
+    if (root / "dataset.json").is_file() or any((p / "dataset.json").is_file() for p in root.iterdir()):
+        info = read_info(select_stages(root, "latest")[0])
+        if info.channels != channels:
+            raise DatasetError(root, f"has {info.channels}-channel images but the model takes {channels}",
+                               "adapt with images of the model's channel count (or retrain the model)")
+        return Syn2RealSource(root=data, use_labels=False)
+    if any(p.is_dir() for p in root.iterdir()):
+        return ImageFolderSource(root=data, channels=channels, size=size, use_labels=False)
+    return UnlabeledFolderSource(root=data, channels=channels, size=size)
+
+
+def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128, size: tuple[int, int] | None = None,
+                     overwrite: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Re-estimate the BN statistics of ``ckpt``'s task network on ``data``; write the result to ``out``.
+
+    Every check (output path, checkpoint, data, BN layers) runs before anything is written; the file is written to
+    a temporary name and renamed, so an error never leaves a partial checkpoint.
+    """
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt} not found")
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    hparams = checkpoint.get("hyper_parameters", {})
+    if "state_dict" not in checkpoint or "arch" not in hparams:
+        raise ValueError(f"{ckpt} is not a syn2real task checkpoint (no state_dict / no task-network hparams)")
+    network = build_task_network(**{k: hparams[k] for k in NETWORK_KEYS if k in hparams})
+    prefix = task_state_prefix(checkpoint["state_dict"], network)
+    if prefix is None:
+        raise ValueError(f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics "
+                         "of their own)")
+    state = checkpoint["state_dict"]
+    network.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
+                             and k[len(prefix):] in network.state_dict()})
+    if not bn_layers(network):
+        raise ValueError(f"the network in {ckpt} ({hparams['arch']}) has no BatchNorm layers: nothing to adapt")
+    dataset = _source_for(data, int(hparams.get("in_channels", 3)), size).load()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
+                                         drop_last=len(dataset) >= batch_size,
+                                         generator=torch.Generator().manual_seed(0))
+    network.to(device)
+    seen = reestimate_bn_stats(network, (b.images.to(device) for b in loader))
+    for key, value in network.state_dict().items():
+        state[prefix + key] = value.cpu()
+    checkpoint["syn2real_adapt_bn"] = {"source_checkpoint": str(ckpt), "data": data, "images": seen,
+                                       "batch_size": batch_size, "prefix": prefix}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return checkpoint["syn2real_adapt_bn"]
+
+
+def adapt_bn_command(argv: list[str]) -> int:
+    """``syn2real adapt-bn --ckpt CKPT --data DATA --out OUT``."""
+    parser = argparse.ArgumentParser(prog="syn2real adapt-bn", description="AdaBN: re-estimate a trained model's "
+                                     "BatchNorm statistics on (unlabeled) real images and write a new checkpoint.")
+    parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint of a task model (TaskModule, DANN...)")
+    parser.add_argument("--data", required=True, help=f"syn2real dataset, image folder, or {BUILTIN_POOL!r}")
+    parser.add_argument("--out", type=Path, required=True, help="adapted checkpoint to write")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize folder images to H W")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        record = adapt_checkpoint(args.ckpt, args.data, args.out, batch_size=args.batch_size,
+                                  size=tuple(args.size) if args.size else None, overwrite=args.overwrite,
+                                  device=args.device)
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    console.print(f"re-estimated BN statistics on {record['images']} images; wrote {args.out}")
+    return 0

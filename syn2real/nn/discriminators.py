@@ -1,0 +1,51 @@
+"""Feature-level domain discriminators (DANN, DSBN's adversarial stage): logits, one per sample or pixel."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class FeatureDiscriminator(nn.Module):
+    """MLP ``in -> hidden -> hidden -> 1`` with ReLU and dropout (DANN's Office discriminator shape).
+
+    Args:
+        in_features: feature size.
+        hidden: hidden width (DANN: 1024 for large backbones, 100 for digits).
+        dropout: dropout after each hidden layer.
+
+    Shape:
+        ``B×in_features -> B``
+    """
+
+    def __init__(self, *, in_features: int, hidden: int = 1024, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features).squeeze(1)
+
+
+class ConvFeatureDiscriminator(nn.Module):
+    """Fully convolutional discriminator on feature maps (segmentation): a domain logit per position.
+
+    Shape:
+        ``B×C×H×W -> B×H×W``
+    """
+
+    def __init__(self, *, in_channels: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                                 nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                                 nn.Conv2d(hidden, 1, 1))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features).squeeze(1)
+
+
+def domain_discriminator(*, feature_dim: int, segmentation: bool, hidden: int) -> nn.Module:
+    """The discriminator matching a task network's features (vectors or maps)."""
+    if segmentation:
+        return ConvFeatureDiscriminator(in_channels=feature_dim, hidden=hidden)
+    return FeatureDiscriminator(in_features=feature_dim, hidden=hidden)

@@ -1,0 +1,39 @@
+"""Training-progress schedules: pure functions of progress ``p ∈ [0, 1]`` (global step / total steps)."""
+
+from __future__ import annotations
+
+import math
+
+
+def dann_lambda(progress: float, gamma: float = 10.0) -> float:
+    """DANN's adaptation factor ``2 / (1 + exp(-γ·p)) - 1`` (Ganin et al. 2016): 0 at the start, → 1.
+
+    Examples:
+        >>> dann_lambda(0.0), round(dann_lambda(1.0), 4)
+        (0.0, 0.9999)
+    """
+    p = min(max(progress, 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+def annealed_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
+    """DANN's learning-rate annealing ``1 / (1 + α·p)^β`` (multiply the base rate μ0 by it)."""
+    p = min(max(progress, 0.0), 1.0)
+    return 1.0 / (1.0 + alpha * p) ** beta
+
+
+class AnnealedLR:
+    """Picklable ``LambdaLR`` factor: ``annealed_lr_factor(step / total_steps)``."""
+
+    def __init__(self, total_steps: int, alpha: float = 10.0, beta: float = 0.75) -> None:
+        self.total_steps, self.alpha, self.beta = max(1, total_steps), alpha, beta
+
+    def __call__(self, step: int) -> float:
+        return annealed_lr_factor(step / self.total_steps, self.alpha, self.beta)
+
+
+def progress(global_step: int, total_steps: float | int) -> float:
+    """Training progress in [0, 1] from the trainer's step counters."""
+    if not math.isfinite(total_steps) or total_steps <= 0:
+        return 0.0
+    return min(1.0, global_step / float(total_steps))

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from adaptation.dann import DANN
+from adaptation.dann.module import domain_adversarial_loss
+from datamodules.modules import RandomDomainPairDataModule
+from syn2real.batch import Batch, DomainBatch
+from syn2real.schedules import annealed_lr_factor, dann_lambda
+
+
+def test_domain_loss_matches_hand_computed_bce() -> None:
+    src, tgt = torch.tensor([2.0, -1.0]), torch.tensor([0.5])
+    loss, acc = domain_adversarial_loss(src, tgt)
+    expected = -(math_log_sigmoid(2.0) + math_log_sigmoid(-1.0) + math_log_sigmoid(-0.5)) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert acc.item() == pytest.approx(1 / 3)  # only the first source logit is on the right side
+
+
+def math_log_sigmoid(x: float) -> float:
+    return F.logsigmoid(torch.tensor(x)).item()
+
+
+def _batch(seed: int = 0) -> DomainBatch:
+    g = torch.Generator().manual_seed(seed)
+    return DomainBatch(source=Batch(images=torch.rand(4, 1, 32, 32, generator=g), labels=torch.tensor([0, 1, 2, 0])),
+                       target=Batch(images=torch.rand(4, 1, 32, 32, generator=g)))
+
+
+def test_features_get_the_reversed_scaled_domain_gradient() -> None:
+    torch.manual_seed(0)
+    model = DANN(width=4, num_classes=3, discriminator_hidden=8).eval()  # eval: no dropout, fixed BN
+    batch = _batch()
+    images = torch.cat([batch.source.images, batch.target.images])
+    features = model.network.forward_features(images).detach().requires_grad_(True)
+    d = model.discriminator(features)
+    domain_adversarial_loss(d[:4], d[4:])[0].backward()
+    plain = features.grad.clone()
+    features.grad = None
+    from syn2real.nn import grad_reverse
+    d = model.discriminator(grad_reverse(features, 0.4))
+    domain_adversarial_loss(d[:4], d[4:])[0].backward()
+    torch.testing.assert_close(features.grad, -0.4 * plain)
+
+
+def test_total_loss_is_classification_plus_weighted_domain_loss() -> None:
+    torch.manual_seed(0)
+    model = DANN(width=4, num_classes=3, discriminator_hidden=8, lambda_domain=0.3).eval()
+    out = model.losses(_batch(), lam=0.5)
+    torch.testing.assert_close(out["loss"], out["loss_cls"] + 0.3 * out["loss_domain"])
+
+
+def test_schedules_follow_training_progress(tmp_path: Path) -> None:
+    model = DANN(width=4, num_classes=3, discriminator_hidden=8, lr=0.01)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         default_root_dir=tmp_path)
+    before_net = [p.detach().clone() for p in model.network.parameters()]
+    before_disc = [p.detach().clone() for p in model.discriminator.parameters()]
+    trainer.fit(model, RandomDomainPairDataModule(num_classes=3, batch_size=4))
+    total = trainer.estimated_stepping_batches
+    assert total == 6
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(0.01 * annealed_lr_factor(6 / 6))
+    assert trainer.callback_metrics["train/lambda"].item() == pytest.approx(dann_lambda(5 / 6), rel=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(before_net, model.network.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(before_disc, model.discriminator.parameters(), strict=True))
+
+
+def test_segmentation_variant_classifies_every_position() -> None:
+    model = DANN(arch="small_fcn", task="segmentation", width=4, num_classes=3, discriminator_hidden=8)
+    batch = DomainBatch(source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
+                        target=Batch(images=torch.rand(2, 1, 16, 16)))
+    features = model.network.forward_features(batch.source.images)
+    assert model.discriminator(features).shape == (2, 16, 16)
+    out = model.losses(batch, lam=1.0)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from datamodules.modules import RandomDataModule, RandomDomainPairDataModule
+from refinement.adabn import AdaBN, AdaBNCallback, reestimate_bn_stats
+from syn2real.adapt_bn import adapt_checkpoint
+from syn2real.tasks import TaskModule
+from tests.conftest import make_samples, tree_digest, write_dataset
+
+
+def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
+    base = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+            "enable_model_summary": False, "default_root_dir": tmp_path}
+    return pl.Trainer(**(base | kw))
+
+
+def test_running_stats_equal_the_real_inputs_statistics() -> None:
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(8, 3, 4, 4, generator=g) * 2 + 5 for _ in range(3)]
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Dropout(0.5), nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2))
+    model.train()
+    conv = model[2].weight.detach().clone()
+    assert reestimate_bn_stats(model, batches) == 24
+    everything = torch.cat(batches)
+    # first BN sees the raw inputs: mean over all pixels; variance = mean of per-batch unbiased variances
+    torch.testing.assert_close(model[0].running_mean, everything.mean(dim=(0, 2, 3)))
+    per_batch_var = torch.stack([b.transpose(0, 1).flatten(1).var(dim=1, unbiased=True) for b in batches])
+    torch.testing.assert_close(model[0].running_var, per_batch_var.mean(0))
+    assert torch.equal(model[2].weight, conv)  # learned weights untouched
+    assert model.training and model[0].momentum == 0.1  # mode and momentum restored
+
+
+def test_dropout_stays_off_during_reestimation() -> None:
+    model = nn.Sequential(nn.Dropout(0.99), nn.BatchNorm2d(1))
+    x = torch.ones(4, 1, 2, 2)
+    reestimate_bn_stats(model, [x])
+    torch.testing.assert_close(model[1].running_mean, torch.ones(1))
+
+
+def test_a_model_without_bn_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no BatchNorm layers"):
+        reestimate_bn_stats(nn.Linear(2, 2), [torch.zeros(1, 2)])
+
+
+def test_no_images_leaves_the_statistics_alone() -> None:
+    bn = nn.BatchNorm2d(2)
+    bn.running_mean.fill_(3.0)
+    with pytest.raises(ValueError, match="no images"):
+        reestimate_bn_stats(bn, [])
+    assert bn.running_mean.tolist() == [3.0, 3.0]
+
+
+def test_adabn_module_evaluates_with_target_statistics(tmp_path: Path) -> None:
+    model = AdaBN(width=4, num_classes=3, stats_batch_size=4)
+    dm = RandomDomainPairDataModule(num_classes=3, batch_size=4)
+    _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1).fit(model, dm)
+    source_stats = model.network.features[0][1].running_mean
+    adapted_stats = model.adapted.features[0][1].running_mean
+    assert not torch.allclose(source_stats, adapted_stats)
+    for (k, a), b in zip(model.network.named_parameters(), model.adapted.parameters(), strict=True):
+        assert torch.equal(a, b), k  # same weights, only statistics differ
+    by_hand = model.network.__class__(num_classes=3, in_channels=1, width=4)
+    by_hand.load_state_dict(model.network.state_dict())
+    reestimate_bn_stats(by_hand, (b.images for b in dm.target_loader(batch_size=4)))
+    torch.testing.assert_close(by_hand.features[0][1].running_var, model.adapted.features[0][1].running_var)
+
+
+def test_callback_restores_source_statistics_after_validation(tmp_path: Path) -> None:
+    class SourceTask(TaskModule):  # a plain task model trained on the source half of domain pairs
+        def training_step(self, batch, batch_idx):
+            return super().training_step(batch.source, batch_idx)
+
+    model = SourceTask(width=4, num_classes=3)
+    dm = RandomDomainPairDataModule(num_classes=3, batch_size=4)
+
+    class Probe(pl.Callback):
+        def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            self.during = pl_module.network.features[0][1].running_mean.clone()
+
+    probe = Probe()
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                       callbacks=[probe, AdaBNCallback(batch_size=4)])
+    trainer.fit(model, dm)
+    after = model.network.features[0][1].running_mean
+    assert not torch.allclose(probe.during, after)  # validation saw target statistics, training keeps source ones
+
+
+def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
+    model = TaskModule(width=4, num_classes=3)
+    trainer = _trainer(tmp_path, max_steps=1)
+    trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    data = write_dataset(tmp_path / "real", make_samples(8))
+    before = tree_digest(data)
+    record = adapt_checkpoint(ckpt, str(data), tmp_path / "adapted.ckpt", batch_size=4)
+    assert record["images"] == 8 and tree_digest(data) == before
+    adapted = TaskModule(width=4, num_classes=3, init_from=str(tmp_path / "adapted.ckpt"))
+    assert torch.equal(adapted.network.features[0][0].weight, model.network.features[0][0].weight)
+    assert not torch.allclose(adapted.network.features[0][1].running_mean, model.network.features[0][1].running_mean)
+    with pytest.raises(FileExistsError):
+        adapt_checkpoint(ckpt, str(data), tmp_path / "adapted.ckpt")
+
+
+def test_adapt_bn_refuses_other_channel_counts_and_writes_nothing(tmp_path: Path) -> None:
+    model = TaskModule(width=4, num_classes=3, in_channels=1)
+    trainer = _trainer(tmp_path, max_steps=1)
+    trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    rgb = write_dataset(tmp_path / "rgb", make_samples(4, channels=3), channels=3)
+    with pytest.raises(Exception, match="has 3-channel images but the model takes 1"):
+        adapt_checkpoint(tmp_path / "model.ckpt", str(rgb), tmp_path / "out.ckpt")
+    assert not (tmp_path / "out.ckpt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".ckpt"] == ["model.ckpt"]
