@@ -10,6 +10,7 @@ from datamodules.modules import DomainPairDataModule, RandomDataModule, RandomDo
 from datamodules.real_digits import RealDigits
 from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
 from datamodules.sources import (
+    BudgetSource,
     DigitsSimulatorSource,
     ImageFolderSource,
     RandomSource,

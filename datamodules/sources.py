@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
 from datamodules.format import Syn2RealDataset
@@ -200,3 +200,54 @@ class RandomSource(Source):
         depth = torch.rand(n, 1, s, s, generator=g)
         return TensorDataset(images, labels=labels if self.use_labels else None, masks=masks, depth=depth,
                              domain=self.domain, prefix=f"rand{self.seed}-", transform=transform)
+
+
+def stratified_budget(labels: list[int], budget: int, seed: int) -> list[int]:
+    """``budget`` indices, class-stratified (round-robin over classes in a seeded order), seeded.
+
+    Budgets of one seed are nested: the first ``n`` picks of a larger budget are the smaller budget.
+
+    Raises:
+        ValueError: if ``budget`` exceeds the number of labeled samples.
+    """
+    if budget > len(labels):
+        raise ValueError(f"budget {budget} is larger than the real pool ({len(labels)} labeled images); use at most "
+                         f"{len(labels)}")
+    g = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for i in torch.randperm(len(labels), generator=g).tolist():
+        by_class.setdefault(labels[i], []).append(i)
+    classes = [sorted(by_class)[j] for j in torch.randperm(len(by_class), generator=g).tolist()]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < budget:
+        for c in classes:
+            if depth < len(by_class[c]) and len(picked) < budget:
+                picked.append(by_class[c][depth])
+        depth += 1
+    return picked
+
+
+class BudgetSource(Source):
+    """A seeded, class-stratified subset of ``budget`` labeled samples of another source (real-label budgets).
+
+    Args:
+        source: the labeled source to draw from (e.g. the real digits pool with ``use_labels: true``).
+        budget: number of samples.
+        seed: draw seed; budgets of one seed are nested.
+    """
+
+    def __init__(self, *, source: Source, budget: int, seed: int = 0) -> None:
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1, got {budget}")
+        self.source, self.budget, self.seed = source, budget, seed
+
+    def load(self, transform: Any = None) -> Dataset[Sample]:
+        data = self.source.load(transform)
+        labels = data.labels() if hasattr(data, "labels") else []
+        if not labels or min(labels) < 0:
+            raise ValueError(f"{type(self.source).__name__} has no labels to draw a budget from: use a labeled split "
+                             "(for the real digits pool: use_labels: true)")
+        subset = Subset(data, stratified_budget(labels, self.budget, self.seed))
+        subset.classes = getattr(data, "classes", None)  # type: ignore[attr-defined]
+        return subset

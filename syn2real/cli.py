@@ -81,6 +81,7 @@ commands:
   simulate                          render the built-in digits simulator into a syn2real dataset
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
+  bench zoo                         leaderboard: every method with an experiment config, several seeds
 
 `syn2real <command> --help` describes each command's options.
 """
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``syn2real`` console script."""
     from syn2real import commands
 
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
@@ -102,4 +104,4 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] not in LIGHTNING_COMMANDS:
         sys.stderr.write(f"syn2real: unknown command {argv[0]!r}\n\n{USAGE}")
         sys.exit(2)
-    cli_main(argv)
+    cli_main(None if from_shell else argv)  # LightningCLI reads sys.argv itself when run from the shell

@@ -19,6 +19,7 @@ from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
 from syn2real.adapt_bn import adapt_bn_command
 from syn2real.batch import Sample
+from syn2real.bench import bench_command
 from syn2real.registry import family_of, get_method, list_methods
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,4 +113,4 @@ def list_command(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command,
-                                                   "adapt-bn": adapt_bn_command}
+                                                   "adapt-bn": adapt_bn_command, "bench": bench_command}

@@ -1,0 +1,148 @@
+"""``syn2real bench``: benchmarks as commands. ``zoo`` is the leaderboard of every method with an experiment config.
+
+Each cell is a real ``syn2real fit`` run (:mod:`syn2real.runs`); re-running reuses finished cells and retries failed
+ones; failures are reported in the tables, never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from syn2real.registry import family_of, list_methods
+from syn2real.runs import Cell, CellResult, mean_std, run_cell
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "configs" / "experiments"
+BASELINES = {"source_only": "baseline", "target_oracle": "baseline (ceiling)"}
+QUICK_ARGS = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=0.25"]
+
+
+def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | None, quick: bool,
+              extra: list[str], configs_dir: Path = EXPERIMENTS) -> list[Cell]:
+    """One cell per (experiment config ``<name>__<benchmark>.yaml`` in ``configs_dir``, seed)."""
+    configs = sorted(configs_dir.glob(f"*__{benchmark}.yaml"))
+    if not configs:
+        raise ValueError(f"no {configs_dir}/*__{benchmark}.yaml: unknown benchmark {benchmark!r}")
+    cells = []
+    for cfg in configs:
+        name = cfg.name.split("__")[0]
+        if methods and name not in methods:
+            continue
+        family = BASELINES.get(name) or (family_of(name) if name in list_methods() else "other")
+        for seed in seeds:
+            cells.append(Cell(name=name, seed=seed, folder=out / name / f"seed{seed}",
+                              args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
+                              tags={"method": name, "family": family, "config": _shown(cfg)}))
+    if methods:
+        unknown = sorted(set(methods) - {c.name for c in cells})
+        if unknown:
+            raise ValueError(f"no experiment config for {unknown} on {benchmark!r}")
+    return cells
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
+    """Mean ± std of ``metric`` and wall time per experiment, best first; failed runs counted, not averaged."""
+    rows = []
+    for name in dict.fromkeys(r.name for r in results):
+        runs = [r for r in results if r.name == name]
+        ok = [r for r in runs if r.status == "ok" and metric in r.metrics]
+        acc, acc_std = mean_std([100 * r.metrics[metric] for r in ok])
+        wall, _ = mean_std([r.wall_time_s for r in ok])
+        fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
+        rows.append({"method": name, "family": runs[0].tags.get("family", ""), "runs": len(ok),
+                     "failed": len(runs) - len(ok), "mean": acc, "std": acc_std, "wall_time_s": wall,
+                     "fd_effnet": mean_std(fd)[0] if fd else None, "config": runs[0].tags.get("config", "")})
+    return sorted(rows, key=lambda r: -r["mean"] if not math.isnan(r["mean"]) else math.inf)
+
+
+def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> None:
+    """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r.row() for r in results]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
+    lines = [f"| method | family | real test {metric.split('/')[-1]} (%) | runs | failed | wall time / run (s) |",
+             "|---|---|---|---|---|---|"]
+    for r in board:
+        score = "n/a" if math.isnan(r["mean"]) else f"{r['mean']:.1f} ± {r['std']:.1f}"
+        wall = "n/a" if math.isnan(r["wall_time_s"]) else f"{r['wall_time_s']:.0f}"
+        lines.append(f"| {r['method']} | {r['family']} | {score} | {r['runs']} | {r['failed']} | {wall} |")
+    (out / "leaderboard.md").write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
+    _plot(out / "leaderboard.png", board, metric, title)
+
+
+def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in board if not math.isnan(r["mean"])]
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(done), 1) + 1.2), dpi=100)
+    ax.barh([r["method"] for r in done][::-1], [r["mean"] for r in done][::-1],
+            xerr=[r["std"] for r in done][::-1], color="#4c78a8", capsize=3)
+    ax.set_xlabel(f"real test {metric.split('/')[-1]} (%), mean ± std over seeds")
+    ax.set_xlim(0, 100)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def zoo_command(argv: list[str]) -> int:
+    """``syn2real bench zoo``."""
+    parser = argparse.ArgumentParser(prog="syn2real bench zoo", description="Train every method that has "
+                                     "configs/experiments/<method>__<benchmark>.yaml for several seeds and write a "
+                                     "leaderboard (CSV, JSON, Markdown, PNG). Finished runs are reused.")
+    parser.add_argument("--benchmark", default="digits")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", help="only these experiments (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"))
+    parser.add_argument("--quick", action="store_true", help="1 seed, 1/4 epoch each: the shape in minutes")
+    parser.add_argument("--metric", default="test/target_acc")
+    parser.add_argument("--configs", type=Path, default=EXPERIMENTS, help="folder of experiment configs")
+    args, extra = parser.parse_known_args(argv)
+    console = Console(stderr=True)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    try:
+        cells = zoo_cells(args.benchmark, seeds, args.out, args.methods, args.quick, extra, args.configs)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    results = []
+    for i, cell in enumerate(cells, 1):
+        console.print(f"[{i}/{len(cells)}] {cell.name} seed {cell.seed}")
+        results.append(run_cell(cell, log=console.print))
+    board = leaderboard(results, args.metric)
+    write_tables(args.out, results, board, args.metric, f"syn2real zoo on {args.benchmark}")
+    console.print((args.out / "leaderboard.md").read_text())
+    failed = sum(r.status != "ok" for r in results)
+    if failed:
+        console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/results.csv and each run's output.log")
+    return 1 if failed else 0
+
+
+def bench_command(argv: list[str]) -> int:
+    """``syn2real bench zoo|schedules ...``."""
+    from syn2real.schedules_bench import schedules_command
+
+    commands = {"zoo": zoo_command, "schedules": schedules_command}
+    if not argv or argv[0] not in commands:
+        Console(stderr=True).print(f"usage: syn2real bench {{{','.join(commands)}}} [options]")
+        return 2
+    return commands[argv[0]](argv[1:])

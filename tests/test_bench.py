@@ -1,0 +1,55 @@
+"""``syn2real bench zoo`` on tiny configs: real runs in seconds, well-formed outputs, failures kept, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from syn2real.bench import zoo_command
+
+SMOKE = Path(__file__).parents[1] / "configs" / "smoke"
+
+
+def _tiny(name: str, folder: Path, **model_args: object) -> None:
+    cfg = yaml.safe_load((SMOKE / "task.yaml").read_text())
+    cfg["trainer"].update({"fast_dev_run": False, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1,
+                           "limit_test_batches": 1, "enable_checkpointing": False})
+    cfg["model"]["init_args"].update(model_args)
+    (folder / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@pytest.mark.timeout(300)
+def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    _tiny("source_only", configs)
+    _tiny("broken", configs, arch="no_such_network")
+    out = tmp_path / "zoo"
+    argv = ["--benchmark", "tiny", "--seeds", "3", "--configs", str(configs), "--out", str(out)]
+    assert zoo_command(argv) == 1  # one experiment fails: exit status says so
+
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    status = {(r["name"], r["seed"], r["status"]) for r in rows}
+    assert status == {("source_only", "3", "ok"), ("broken", "3", "failed")}
+    assert all(0 <= float(r["test/target_acc"]) <= 1 for r in rows if r["status"] == "ok")
+    assert "unknown network 'no_such_network'" in next(r["error"] for r in rows if r["status"] == "failed")
+    board = json.loads((out / "results.json").read_text())["leaderboard"]
+    assert [(b["method"], b["runs"], b["failed"]) for b in board] == [("source_only", 1, 0), ("broken", 0, 1)]
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| source_only | baseline |" in markdown and "| broken | other | n/a | 0 | 1 |" in markdown
+    with Image.open(out / "leaderboard.png") as png:
+        assert png.size[0] > 100
+
+    assert zoo_command(argv) == 1  # resume: finished cells are reused, failed ones retried
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["name"]: r["reused"] for r in rows if r["status"] == "ok"} == {"source_only": "True"}
+
+
+def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
+    assert zoo_command(["--benchmark", "nope", "--out", str(tmp_path)]) == 2
+    assert not any(tmp_path.iterdir())
