@@ -98,7 +98,7 @@ class ImageFolderDataset(_FolderBase):
         super().__init__(files, channels=channels, size=size, domain=domain, transform=transform)
 
     def labels(self) -> list[int]:
-        return list(self.targets)
+        return list(self.targets) if self.use_labels else []
 
     def __getitem__(self, index: int) -> Sample:
         label = torch.tensor(self.targets[index]) if self.use_labels else None

@@ -63,7 +63,8 @@ class RealDigits(Dataset[Sample]):
         self.classes = [str(d) for d in range(10)]
 
     def labels(self) -> list[int]:
-        return self.targets.tolist()
+        """Class per sample, or ``[]`` when labels are not to be used (the unlabeled pool)."""
+        return self.targets.tolist() if self.use_labels else []
 
     def __len__(self) -> int:
         return len(self.ids)

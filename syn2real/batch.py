@@ -59,8 +59,10 @@ class DomainBatch:
     target: Batch
 
 
-def _stack_optional(values: Sequence[Tensor | None], what: str) -> Tensor | None:
+def _stack_optional(values: Sequence[Tensor | None], what: str, *, strict: bool) -> Tensor | None:
     present = [v is not None for v in values]
+    if not all(present) and not strict:
+        return None
     if not any(present):
         return None
     if not all(present):
@@ -72,6 +74,9 @@ def _stack_optional(values: Sequence[Tensor | None], what: str) -> Tensor | None
 def collate(samples: Sequence[Sample]) -> Batch:
     """Stack samples into a :class:`Batch` (the ``collate_fn`` of every syn2real loader).
 
+    A batch that mixes datasets (hybrid training) keeps masks and depth only if every sample has them; labels must
+    be all present or all absent.
+
     Examples:
         >>> s = Sample(image=torch.zeros(1, 4, 4), label=torch.tensor(3), id="a")
         >>> b = collate([s, s])
@@ -80,9 +85,9 @@ def collate(samples: Sequence[Sample]) -> Batch:
     """
     return Batch(
         images=torch.stack([s.image for s in samples]),
-        labels=_stack_optional([s.label for s in samples], "labels"),
-        masks=_stack_optional([s.mask for s in samples], "masks"),
-        depth=_stack_optional([s.depth for s in samples], "depth"),
+        labels=_stack_optional([s.label for s in samples], "labels", strict=True),
+        masks=_stack_optional([s.mask for s in samples], "masks", strict=False),
+        depth=_stack_optional([s.depth for s in samples], "depth", strict=False),
         domains=torch.tensor([s.domain for s in samples], dtype=torch.long),
         ids=[s.id for s in samples],
     )

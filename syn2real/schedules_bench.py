@@ -61,7 +61,8 @@ class Plan:
                         "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                                        "init_args": {"save_last": True, "save_top_k": 0}}]},
             "model": {"class_path": "syn2real.tasks.TaskModule",
-                      "init_args": {"arch": a.arch, "num_classes": a.num_classes, "in_channels": a.channels,
+                      "init_args": {"arch": a.arch, "width": a.width, "num_classes": a.num_classes,
+                                    "in_channels": a.channels,
                                     "lr": a.lr, "weight_decay": 1e-4, **model}},
             "data": {"class_path": "datamodules.TaskDataModule",
                      "init_args": {"train": train, "proportions": proportions, "val": self.val, "test": self.test,
@@ -137,20 +138,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--real-fractions", type=float, nargs="+", default=[0.5], help="hybrid: real share per batch")
     p.add_argument("--synthetic", help="syn2real dataset (simulated or refined); default: the digits simulator")
-    p.add_argument("--synthetic-samples", type=int, default=20000)
+    p.add_argument("--synthetic-samples", type=int, default=10000)
     p.add_argument("--pretrain-config", type=Path, help="experiment config to use as the synthetic stage")
     p.add_argument("--real-train", help="labeled real pool (class folders); default: the real digits pool")
     p.add_argument("--real-val", help="labeled real validation folder")
     p.add_argument("--real-test", help="labeled real test folder")
     p.add_argument("--arch", default="small_cnn")
+    p.add_argument("--width", type=int, default=32, help="width of small_cnn")
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
     p.add_argument("--freeze", choices=["none", "features"], default="none")
-    p.add_argument("--synthetic-steps", type=int, default=312, help="steps on synthetic data (2 epochs of 20k)")
-    p.add_argument("--finetune-steps", type=int, default=300, help="steps on the real budget")
+    p.add_argument("--synthetic-steps", type=int, default=160, help="steps on synthetic data (~2 epochs of 10k)")
+    p.add_argument("--finetune-steps", type=int, default=100, help="steps on the real budget")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--finetune-batch-size", type=int, default=64)
     p.add_argument("--augment", choices=["none", "light", "strong"], default="none")
@@ -160,7 +162,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.budgets, args.seeds = [0, 10, 100], args.seeds[:1]
-        args.synthetic_steps, args.finetune_steps, args.synthetic_samples = 100, 100, 5000
+        args.synthetic_steps, args.finetune_steps, args.synthetic_samples = 80, 60, 5000
     return args
 
 

@@ -29,3 +29,10 @@ def test_registry_is_strict(monkeypatch: pytest.MonkeyPatch) -> None:
         register_method(type("Stray", (pl.LightningModule,), {"__module__": "syn2real.tasks"}))
     with pytest.raises(KeyError, match="unknown method 'nope'"):
         get_method("nope")
+
+
+def test_mixed_batches_drop_modalities_that_only_some_samples_have() -> None:
+    synthetic = Sample(image=torch.zeros(1, 2, 2), label=torch.tensor(0), mask=torch.ones(1, 2, 2))
+    real = Sample(image=torch.zeros(1, 2, 2), label=torch.tensor(1), domain=1)
+    b = collate([synthetic, real])
+    assert b.masks is None and b.labels.tolist() == [0, 1]

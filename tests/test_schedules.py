@@ -1,0 +1,75 @@
+"""Real-label budgets and ``syn2real bench schedules`` on a tiny configuration."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from datamodules.real_digits import split_indices
+from datamodules.sources import BudgetSource, RealDigitsSource, stratified_budget
+from syn2real.schedules_bench import schedules_command
+
+
+def test_budgets_are_seeded_stratified_and_nested() -> None:
+    labels = RealDigits_pool_labels()
+    small, large = stratified_budget(labels, 50, seed=1), stratified_budget(labels, 100, seed=1)
+    assert large[:50] == small  # nested within a seed
+    assert stratified_budget(labels, 50, seed=1) == small  # seeded
+    assert set(stratified_budget(labels, 50, seed=2)) != set(small)
+    assert set(Counter(labels[i] for i in small).values()) == {5}  # 5 per class
+    assert len(set(large)) == 100
+
+
+def RealDigits_pool_labels() -> list[int]:  # noqa: N802
+    return RealDigitsSource(split="pool", use_labels=True).load().labels()
+
+
+def test_budget_source_draws_from_the_pool_only() -> None:
+    ds = BudgetSource(source=RealDigitsSource(split="pool", use_labels=True), budget=20, seed=0).load()
+    pool_ids = {f"sklearn-digits-{i:04d}" for i in split_indices()["pool"]}
+    ids = {ds[i].id for i in range(len(ds))}
+    assert len(ids) == 20 and ids <= pool_ids  # never val/test images
+    assert all(isinstance(ds[i].label, torch.Tensor) for i in range(len(ds)))
+
+
+def test_budget_larger_than_the_pool_is_refused() -> None:
+    with pytest.raises(ValueError, match="budget 1001 is larger than the real pool"):
+        BudgetSource(source=RealDigitsSource(split="pool", use_labels=True), budget=1001).load()
+    with pytest.raises(ValueError, match="has no labels"):
+        BudgetSource(source=RealDigitsSource(split="pool"), budget=5).load()
+
+
+def test_bad_flags_fail_before_any_run(tmp_path: Path) -> None:
+    assert schedules_command(["--budgets", "5000", "--out", str(tmp_path / "a")]) == 2
+    assert schedules_command(["--schedules", "mixup", "--out", str(tmp_path / "b")]) == 2
+    assert schedules_command(["--real-train", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.timeout(400)
+def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "sched"
+    argv = ["--budgets", "0", "10", "--seeds", "0", "--synthetic-samples", "64", "--synthetic-steps", "3",
+            "--finetune-steps", "3", "--batch-size", "8", "--finetune-batch-size", "8", "--width", "4",
+            "--accelerator", "cpu", "--out", str(out)]
+    assert schedules_command(argv) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted(r["name"] for r in rows) == ["hybrid@0.5", "pretrain_finetune", "real_only", "synthetic_only"]
+    assert all(r["status"] == "ok" and 0 <= float(r["test/target_acc"]) <= 1 for r in rows)
+    curves = json.loads((out / "results.json").read_text())["curves"]
+    assert set(curves["hybrid@0.5"]) == {"0", "10"} and set(curves["real_only"]) == {"10"}
+    assert "| pretrain_finetune |" in (out / "schedules.md").read_text()
+    with Image.open(out / "schedules.png") as png:
+        assert png.size == (640, 400)
+    # the fine-tuning run really started from the synthetic checkpoint of the same seed
+    config = (out / "pretrain_finetune__b10" / "config.seed0.yaml").read_text()
+    assert str(out / "synthetic_only" / "seed0" / "checkpoints" / "last.ckpt") in config
+
+    assert schedules_command(argv) == 0  # resume: every cell reused
+    assert {r["reused"] for r in csv.DictReader((out / "results.csv").open())} == {"True"}
