@@ -95,7 +95,8 @@ class TaskDataModule(_EvalMixin):
         eval_batch_size: evaluation batch size (defaults to ``batch_size``).
         num_workers: DataLoader workers.
         augment: training augmentation preset.
-        epoch_size: samples per epoch when mixing (default: all training samples once).
+        epoch_size: samples per epoch; set, or a dataset smaller than one batch, switches to the mixing sampler,
+            which cycles through reshuffled data (default: all training samples once).
         seed: sampling and augmentation seed.
     """
 
@@ -125,7 +126,8 @@ class TaskDataModule(_EvalMixin):
             self.channels, self.size, self.classes = check_compatible(named)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        if len(self.train_sets) == 1 and self.proportions is None:
+        plain = len(self.train_sets) == 1 and self.proportions is None and self.epoch_size is None
+        if plain and len(self.train_sets[0]) >= self.batch_size:
             return DataLoader(self.train_sets[0], batch_size=self.batch_size, shuffle=True, drop_last=True,
                               num_workers=self.num_workers, collate_fn=collate)
         sizes = [len(d) for d in self.train_sets]
@@ -175,17 +177,27 @@ class DomainPairDataModule(_EvalMixin):
         if named:
             self.channels, self.size, self.classes = check_compatible(named)
 
-    def target_loader(self, *, batch_size: int) -> DataLoader[Any]:
-        """The target training images without augmentation, shuffled with a fixed seed, full batches only.
+    def plain_loader(self, which: str, *, batch_size: int) -> DataLoader[Any]:
+        """The ``source`` or ``target`` training images without augmentation, shuffled with a fixed seed.
 
-        Used to re-estimate statistics (AdaBN). Opens the target when ``setup`` did not (e.g. ``syn2real test``).
+        Full batches only (when there are enough images). For statistics and distances (AdaBN, refiner
+        validation). Opens the data when ``setup`` did not (e.g. in ``syn2real test``).
         """
-        if getattr(self, "_target_plain", None) is None:
-            self._target_plain = self.target.load()
-        drop = len(self._target_plain) >= batch_size
-        return DataLoader(self._target_plain, batch_size=batch_size, shuffle=True, drop_last=drop,
+        cache = f"_{which}_plain"
+        if getattr(self, cache, None) is None:
+            setattr(self, cache, getattr(self, which).load())
+        data = getattr(self, cache)
+        return DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
                           generator=torch.Generator().manual_seed(self.seed), num_workers=self.num_workers,
                           collate_fn=collate)
+
+    def target_loader(self, *, batch_size: int) -> DataLoader[Any]:
+        """Unaugmented target images (see :meth:`plain_loader`)."""
+        return self.plain_loader("target", batch_size=batch_size)
+
+    def source_loader(self, *, batch_size: int) -> DataLoader[Any]:
+        """Unaugmented source images (see :meth:`plain_loader`)."""
+        return self.plain_loader("source", batch_size=batch_size)
 
     def train_dataloader(self) -> CombinedLoader:
         loader = lambda ds: DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=True,  # noqa: E731

@@ -7,7 +7,6 @@ ones; failures are reported in the tables, never dropped.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from syn2real.registry import family_of, list_methods
-from syn2real.runs import Cell, CellResult, mean_std, run_cell
+from syn2real.runs import Cell, CellResult, mean_std, run_cell, write_runs_csv
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -69,12 +68,7 @@ def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
 def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> None:
     """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = [r.row() for r in results]
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = write_runs_csv(out / "results.csv", results)
     (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
     lines = [f"| method | family | real test {metric.split('/')[-1]} (%) | runs | failed | wall time / run (s) |",
              "|---|---|---|---|---|---|"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,3 +29,39 @@ def check_finite(loss: Tensor, *, name: str, step: int) -> Tensor:
 def task_loss(logits: Tensor, labels: Tensor, *, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy for classification (``B×K`` vs ``B``) or segmentation (``B×K×H×W`` vs ``B×H×W``, 255 ignored)."""
     return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
+
+
+AdversarialMode = Literal["vanilla", "lsgan", "hinge"]
+
+
+def discriminator_loss(real: Tensor, fake: Tensor, *, mode: AdversarialMode = "lsgan",
+                       real_target: float = 1.0) -> Tensor:
+    """Discriminator loss on raw scores (any shape), averaged over batch and positions.
+
+    ``vanilla``: BCE-with-logits, real → ``real_target``, fake → 0. ``lsgan``: ½[(D(real) − real_target)² + D(fake)²]
+    (CycleGAN's "divide D's objective by 2"). ``hinge``: E[relu(1 − D(real))] + E[relu(1 + D(fake))].
+    ``real_target < 1`` is one-sided label smoothing.
+    """
+    if mode == "vanilla":
+        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_target))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    if mode == "lsgan":
+        return 0.5 * ((real - real_target).pow(2).mean() + fake.pow(2).mean())
+    if mode == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    raise ValueError(f"unknown adversarial mode {mode!r}; use vanilla, lsgan or hinge")
+
+
+def generator_loss(fake: Tensor, *, mode: AdversarialMode = "lsgan", target: float = 1.0) -> Tensor:
+    """Generator loss on the discriminator's scores of generated images.
+
+    ``vanilla``: non-saturating BCE towards ``target``; ``lsgan``: (D(G(x)) − target)² (``target = 0.9`` is
+    GazeGAN-style smoothing); ``hinge``: −E[D(G(x))].
+    """
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(fake, torch.full_like(fake, target))
+    if mode == "lsgan":
+        return (fake - target).pow(2).mean()
+    if mode == "hinge":
+        return -fake.mean()
+    raise ValueError(f"unknown adversarial mode {mode!r}; use vanilla, lsgan or hinge")

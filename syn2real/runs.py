@@ -6,6 +6,7 @@ folder; a finished cell (``results.json`` present) is reused, a failed one is re
 
 from __future__ import annotations
 
+import csv
 import json
 import statistics
 import subprocess
@@ -90,3 +91,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def write_runs_csv(path: Path, results: list[CellResult]) -> list[dict[str, Any]]:
+    """One CSV row per run (status, metrics, wall time, tags, error); returns the rows."""
+    rows = [r.row() for r in results]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows

@@ -37,3 +37,22 @@ def progress(global_step: int, total_steps: float | int) -> float:
     if not math.isfinite(total_steps) or total_steps <= 0:
         return 0.0
     return min(1.0, global_step / float(total_steps))
+
+
+class LinearDecay:
+    """CycleGAN's ``linear`` policy as a picklable ``LambdaLR`` factor over epochs.
+
+    Constant for ``constant_epochs`` epochs, then linear decay towards 0 over ``decay_epochs``:
+    ``1 - max(0, epoch + 1 - constant_epochs) / (decay_epochs + 1)`` (upstream, with ``epoch_count = 1``).
+
+    Examples:
+        >>> f = LinearDecay(100, 100)
+        >>> f(0), f(99), round(f(100), 4), round(f(199), 4)
+        (1.0, 1.0, 0.9901, 0.0099)
+    """
+
+    def __init__(self, constant_epochs: int, decay_epochs: int) -> None:
+        self.constant_epochs, self.decay_epochs = constant_epochs, decay_epochs
+
+    def __call__(self, epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - self.constant_epochs) / float(self.decay_epochs + 1)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from syn2real.runs import CellResult, mean_std
+from syn2real.runs import CellResult, mean_std, write_runs_csv
 
 
 def curves(results: list[CellResult], budgets: list[int], metric: str) -> dict[str, dict[int, list[float]]]:
@@ -53,12 +52,7 @@ def plain_summary(table: dict[str, dict[int, list[float]]]) -> list[str]:
 def write_schedule_tables(out: Path, results: list[CellResult], budgets: list[int], metric: str) -> str:
     """Write ``results.csv``, ``results.json``, ``schedules.md`` and ``schedules.png``; return the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = [r.row() for r in results]
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = write_runs_csv(out / "results.csv", results)
     table = curves(results, budgets, metric)
     failed = [f"{r.name} seed {r.seed} budget {r.tags.get('budget')}: {r.error.splitlines()[-1] if r.error else ''}"
               for r in results if r.status != "ok"]

@@ -71,5 +71,9 @@ def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> 
     config = (out / "pretrain_finetune__b10" / "config.seed0.yaml").read_text()
     assert str(out / "synthetic_only" / "seed0" / "checkpoints" / "last.ckpt") in config
 
+    for name in ("real_only__b10", "pretrain_finetune__b10"):  # every budget run really trained its steps
+        ckpt = torch.load(out / name / "seed0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        assert ckpt["global_step"] == 3, name
+
     assert schedules_command(argv) == 0  # resume: every cell reused
     assert {r["reused"] for r in csv.DictReader((out / "results.csv").open())} == {"True"}

@@ -66,3 +66,13 @@ def test_augmentation_moves_mask_depth_and_label_map_together() -> None:
         assert set(s.label.unique().tolist()) <= {0, 1, IGNORE_INDEX}
         assert torch.equal(s.mask > 0.5, s.depth > 0.5)  # geometry shared by mask and depth
         assert torch.equal(s.label == 1, s.mask[0] > 0.5)
+
+
+def test_a_budget_smaller_than_a_batch_still_trains_for_the_epoch_size() -> None:
+    dm = TaskDataModule(train=[RandomSource(num_samples=5)], batch_size=8, epoch_size=80)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 10 and all(len(b) == 8 for b in batches)
+    dm = TaskDataModule(train=[RandomSource(num_samples=5)], batch_size=8)
+    dm.setup("fit")
+    assert len(list(dm.train_dataloader())) == 1  # one epoch of the data, never zero batches

@@ -1,0 +1,143 @@
+"""CycleGAN: Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks.
+
+Zhu, Park, Isola, Efros, ICCV 2017, arXiv:1703.10593 (reference code: junyanz/pytorch-CycleGAN-and-pix2pix).
+
+Two generators G: S→T (the refiner) and F: T→S, two PatchGAN discriminators D_T and D_S. Per batch, with a ~ source
+and b ~ target (unpaired):
+
+    generators:      L_G = g(D_T(G(a))) + g(D_S(F(b)))
+                           + λ_cyc (|F(G(a)) − a|₁ + |G(F(b)) − b|₁)
+                           + λ_cyc · λ_idt (|G(b) − b|₁ + |F(a) − a|₁)                (identity weight 0.5·λ)
+    discriminators:  L_D = d(D_T(b), D_T(pool_T(G(a)))) + d(D_S(a), D_S(pool_S(F(b))))
+
+with LSGAN g/d (D's objective halved), 50-image pools per direction, Adam 2e-4 β (0.5, 0.999) for {G, F} and for
+{D_S, D_T}, and the linear policy: constant LR for ``constant_epochs`` then linear decay over ``decay_epochs``
+(stepped per epoch). Reference defaults throughout; ``ema_decay`` (off by default) adds an EMA generator used by
+``refine()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from syn2real.batch import DomainBatch
+from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
+from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
+from syn2real.nn.generators import Norm
+from syn2real.refiner import RefinerBase
+from syn2real.registry import register_method
+from syn2real.schedules import LinearDecay
+
+
+@register_method
+class CycleGAN(RefinerBase):
+    """CycleGAN refiner (source → target) with the reference defaults.
+
+    Args:
+        in_channels: image channels (both domains).
+        base_channels: generator width (paper: 64).
+        num_blocks: generator residual blocks (paper: 9 at 256 px, 6 at 128 px).
+        num_downsampling: generator stride-2 stages (paper: 2).
+        norm: generator and discriminator norm (paper: instance).
+        disc_base_channels: PatchGAN width (paper: 64).
+        disc_layers: PatchGAN stride-2 layers (paper: 3, the 70×70 PatchGAN).
+        gan_mode: ``lsgan`` (paper), ``vanilla`` or ``hinge``.
+        real_target: discriminator target for real images (< 1: one-sided label smoothing).
+        g_target: generator target (0.9: GazeGAN-style smoothing).
+        lambda_cycle: λ of the cycle loss (paper: 10).
+        lambda_identity: identity weight relative to λ_cycle (paper: 0.5).
+        pool_size: image pool per direction (paper: 50).
+        lr: Adam learning rate (paper: 2e-4).
+        beta1: Adam β1 (paper: 0.5).
+        beta2: Adam β2 (paper: 0.999).
+        constant_epochs: epochs at the initial LR (paper: 100).
+        decay_epochs: epochs of linear decay to 0 (paper: 100).
+        ema_decay: EMA of the refiner's weights (e.g. 0.999); ``None`` = off (paper).
+        fd_samples: images per side for ``val/fd_effnet`` / ``val/kid_effnet``.
+        fd_image_size: input size of the feature network for the distances.
+    """
+
+    def __init__(self, *, in_channels: int = 3, base_channels: int = 64, num_blocks: int = 9,
+                 num_downsampling: int = 2, norm: Norm = "instance", disc_base_channels: int = 64,
+                 disc_layers: int = 3, gan_mode: AdversarialMode = "lsgan", real_target: float = 1.0,
+                 g_target: float = 1.0, lambda_cycle: float = 10.0, lambda_identity: float = 0.5,
+                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
+                 constant_epochs: int = 100, decay_epochs: int = 100, ema_decay: float | None = None,
+                 fd_samples: int = 500, fd_image_size: int = 224) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        gen = {"in_channels": in_channels, "out_channels": in_channels, "base_channels": base_channels,
+               "num_blocks": num_blocks, "num_downsampling": num_downsampling, "norm": norm}
+        disc = {"in_channels": in_channels, "base_channels": disc_base_channels, "num_layers": disc_layers,
+                "norm": norm}
+        self.gen_s2t, self.gen_t2s = ResnetGenerator(**gen), ResnetGenerator(**gen)
+        self.disc_s, self.disc_t = PatchDiscriminator(**disc), PatchDiscriminator(**disc)
+        self.pool_s = ImagePool(capacity=pool_size, mode="cyclegan", seed=1)
+        self.pool_t = ImagePool(capacity=pool_size, mode="cyclegan", seed=2)
+        self.setup_refiner()
+
+    @property
+    def generator(self) -> ResnetGenerator:
+        return self.gen_s2t
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.refine(images)
+
+    def generator_losses(self, a: Tensor, b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Named generator terms, and the fakes G(a), F(b) for the discriminator step."""
+        hp = self.hparams
+        fake_b, fake_a = self.gen_s2t(a), self.gen_t2s(b)
+        adv = (generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target)
+               + generator_loss(self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target))
+        cycle = F.l1_loss(self.gen_t2s(fake_b), a) + F.l1_loss(self.gen_s2t(fake_a), b)
+        identity = F.l1_loss(self.gen_s2t(b), b) + F.l1_loss(self.gen_t2s(a), a) if hp.lambda_identity > 0 else \
+            a.new_zeros(())
+        total = adv + hp.lambda_cycle * cycle + hp.lambda_cycle * hp.lambda_identity * identity
+        return {"loss_g": total, "loss_g_adv": adv, "loss_g_cycle": cycle, "loss_g_identity": identity}, fake_b, fake_a
+
+    def discriminator_losses(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> dict[str, Tensor]:
+        """Named discriminator terms on real images and pooled (detached) fakes."""
+        hp = self.hparams
+        d_t = discriminator_loss(self.disc_t(b), self.disc_t(self.pool_t(fake_b)), mode=hp.gan_mode,
+                                 real_target=hp.real_target)
+        d_s = discriminator_loss(self.disc_s(a), self.disc_s(self.pool_s(fake_a)), mode=hp.gan_mode,
+                                 real_target=hp.real_target)
+        return {"loss_d": d_s + d_t, "loss_d_source": d_s, "loss_d_target": d_t}
+
+    def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
+        a, b = batch.source.images, batch.target.images
+        self.record_size(a)
+        opt_g, opt_d = self.optimizers()
+        with self.toggled_optimizer(opt_g):
+            losses_g, fake_b, fake_a = self.generator_losses(a, b)
+            check_finite(losses_g["loss_g"], name="train/loss_g", step=self.global_step)
+            opt_g.zero_grad()
+            self.manual_backward(losses_g["loss_g"])
+            opt_g.step()
+        self.update_ema()
+        with self.toggled_optimizer(opt_d):
+            losses_d = self.discriminator_losses(a, b, fake_b.detach(), fake_a.detach())
+            check_finite(losses_d["loss_d"], name="train/loss_d", step=self.global_step)
+            opt_d.zero_grad()
+            self.manual_backward(losses_d["loss_d"])
+            opt_d.step()
+        self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False,
+                      batch_size=len(a))
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()], lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam([*self.disc_s.parameters(), *self.disc_t.parameters()], lr=hp.lr, betas=betas)
+        decay = LinearDecay(hp.constant_epochs, hp.decay_epochs)
+        return [opt_g, opt_d], [torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
+                                torch.optim.lr_scheduler.LambdaLR(opt_d, decay)]

@@ -1,0 +1,173 @@
+"""SimGAN: Learning from Simulated and Unsupervised Images through Adversarial Training.
+
+Shrivastava, Pfister, Tuzel, Susskind, Wang, Webb, CVPR 2017, arXiv:1612.07828 (no official code).
+
+A refiner R (no striding) maps a synthetic image x to R(x); a local discriminator D scores every image patch.
+
+    refiner:        L_R = g(D(R(x))) + λ · mean|ψ(R(x)) − ψ(x)|          (self-regularization, mean reduction)
+    discriminator:  L_D = d(D(y), D(history(R(x))))                       (y real; half the fakes from the history)
+
+Training: ``refiner_pretrain_steps`` refiner updates with the self-regularization term only, then
+``disc_pretrain_steps`` discriminator updates, then alternating K_g refiner and K_d discriminator updates. Each
+training batch is one update; the schedule runs on the module's own update counter (a buffer saved in
+checkpoints), not on Lightning's step counter.
+
+Departures: the paper's 2-class softmax per patch is written as one logit per patch with BCE (``vanilla``), the same
+loss with the convention real = 1; λ is applied to a *mean* L1 (the paper's reduction is unclear, see
+``methods/refinement.md`` §1.4); the history capacity is a parameter (50 × batch size by default in our configs);
+``psi: features`` uses the first blocks of the frozen offline EfficientNet-Lite0 as the fixed feature network.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from refinement.simgan.networks import Refiner
+from syn2real.batch import DomainBatch
+from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
+from syn2real.nn import ImagePool, LocalDiscriminator
+from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_imagenet
+from syn2real.refiner import RefinerBase
+from syn2real.registry import register_method
+
+Psi = Literal["identity", "mean", "features"]
+
+
+class LowLevelFeatures(nn.Module):
+    """ψ = the stem and first two blocks of the frozen ImageNet EfficientNet-Lite0 (a fixed conv network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        net = efficientnet_lite0_imagenet()
+        self.net = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:2]).eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> LowLevelFeatures:  # frozen: always in eval mode
+        return super().train(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+        return self.net((x - self.mean) / self.std)
+
+
+@register_method
+class SimGAN(RefinerBase):
+    """SimGAN refiner with local adversarial loss, self-regularization and a history of refined images.
+
+    Args:
+        in_channels: image channels.
+        width: refiner width (paper: 64).
+        num_blocks: refiner ResNet blocks (paper: 4 for gaze, 10 for hand pose).
+        kernel: first conv kernel (paper: 3 for gaze, 7 for hand pose).
+        disc_widths: local discriminator widths (paper: 96, 64, 32, 32).
+        lambda_reg: λ of the self-regularization (tune; 0.5 as carpedm20's re-implementation).
+        psi: ``identity`` (paper default), ``mean`` (over channels) or ``features`` (frozen conv features).
+        gan_mode: ``vanilla`` (the paper's cross-entropy), ``lsgan`` or ``hinge``.
+        real_target: discriminator target for real patches.
+        g_target: refiner target.
+        k_g: refiner updates per round (2 as arXiv v1).
+        k_d: discriminator updates per round (1).
+        refiner_pretrain_steps: self-regularization-only refiner updates first (paper: 1000).
+        disc_pretrain_steps: discriminator updates before alternating (paper: 200).
+        history_capacity: images in the history buffer.
+        optimizer: ``sgd`` (paper) or ``adam``.
+        lr: learning rate (paper: 1e-3).
+        ema_decay: EMA of the refiner weights used by ``refine()``; ``None`` = off.
+        fd_samples: images per side for ``val/fd_effnet``.
+        fd_image_size: input size of the feature network for the distances.
+    """
+
+    def __init__(self, *, in_channels: int = 1, width: int = 64, num_blocks: int = 4, kernel: int = 3,
+                 disc_widths: tuple[int, int, int, int] = (96, 64, 32, 32), lambda_reg: float = 0.5,
+                 psi: Psi = "identity", gan_mode: AdversarialMode = "vanilla", real_target: float = 1.0,
+                 g_target: float = 1.0, k_g: int = 2, k_d: int = 1, refiner_pretrain_steps: int = 1000,
+                 disc_pretrain_steps: int = 200, history_capacity: int = 25600,
+                 optimizer: Literal["sgd", "adam"] = "sgd", lr: float = 1e-3, ema_decay: float | None = None,
+                 fd_samples: int = 500, fd_image_size: int = 224) -> None:
+        super().__init__()
+        if k_g < 1 or k_d < 1:
+            raise ValueError(f"k_g and k_d must be at least 1, got {k_g}, {k_d}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.refiner = Refiner(in_channels=in_channels, width=width, num_blocks=num_blocks, kernel=kernel)
+        self.discriminator = LocalDiscriminator(in_channels=in_channels, widths=tuple(disc_widths))
+        self.history = ImagePool(capacity=history_capacity, mode="history", seed=3)
+        self.psi_net = LowLevelFeatures() if psi == "features" else None
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.setup_refiner()
+
+    @property
+    def generator(self) -> Refiner:
+        return self.refiner
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.refine(images)
+
+    def psi(self, images: Tensor) -> Tensor:
+        """The self-regularization feature map ψ."""
+        if self.hparams.psi == "mean":
+            return images.mean(dim=1, keepdim=True)
+        if self.hparams.psi == "features":
+            return self.psi_net(images)
+        return images
+
+    def phase(self, update: int) -> str:
+        """``refiner_pretrain`` | ``disc_pretrain`` | ``refiner`` | ``disc`` for the given update index."""
+        hp = self.hparams
+        if update < hp.refiner_pretrain_steps:
+            return "refiner_pretrain"
+        if update < hp.refiner_pretrain_steps + hp.disc_pretrain_steps:
+            return "disc_pretrain"
+        k = (update - hp.refiner_pretrain_steps - hp.disc_pretrain_steps) % (hp.k_g + hp.k_d)
+        return "refiner" if k < hp.k_g else "disc"
+
+    def refiner_losses(self, x: Tensor, *, adversarial: bool) -> dict[str, Tensor]:
+        hp = self.hparams
+        refined = self.refiner(x)
+        reg = (self.psi(refined) - self.psi(x)).abs().mean()
+        adv = generator_loss(self.discriminator(refined), mode=hp.gan_mode, target=hp.g_target) if adversarial \
+            else reg.new_zeros(())
+        return {"loss_r": adv + hp.lambda_reg * reg, "loss_r_adv": adv, "loss_r_reg": reg}
+
+    def discriminator_losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        hp = self.hparams
+        with torch.no_grad():
+            refined = self.refiner(x)
+        fake = self.history(refined)
+        real_scores, fake_scores = self.discriminator(y), self.discriminator(fake)
+        loss = discriminator_loss(real_scores, fake_scores, mode=hp.gan_mode, real_target=hp.real_target)
+        acc = torch.cat([(real_scores > 0).float().flatten(), (fake_scores < 0).float().flatten()]).mean()
+        return {"loss_d": loss, "d_acc": acc}
+
+    def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
+        x, y = batch.source.images, batch.target.images
+        self.record_size(x)
+        opt_r, opt_d = self.optimizers()
+        phase = self.phase(int(self.updates))
+        if phase.startswith("refiner"):
+            with self.toggled_optimizer(opt_r):
+                losses = self.refiner_losses(x, adversarial=phase == "refiner")
+                check_finite(losses["loss_r"], name="train/loss_r", step=int(self.updates))
+                opt_r.zero_grad()
+                self.manual_backward(losses["loss_r"])
+                opt_r.step()
+            self.update_ema()
+        else:
+            with self.toggled_optimizer(opt_d):
+                losses = self.discriminator_losses(x, y)
+                check_finite(losses["loss_d"], name="train/loss_d", step=int(self.updates))
+                opt_d.zero_grad()
+                self.manual_backward(losses["loss_d"])
+                opt_d.step()
+        self.updates += 1
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(x))
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        make = (lambda p: torch.optim.SGD(p, lr=hp.lr)) if hp.optimizer == "sgd" else \
+            (lambda p: torch.optim.Adam(p, lr=hp.lr))
+        return [make(self.refiner.parameters()), make(self.discriminator.parameters())]
