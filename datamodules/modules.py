@@ -155,13 +155,14 @@ class DomainPairDataModule(_EvalMixin):
         num_workers: DataLoader workers per loader.
         augment: augmentation preset applied to both training domains.
         seed: augmentation seed.
+        shuffle: reshuffle the training domains every epoch (turn off for exactly repeatable batches).
     """
 
     def __init__(self, *, source: Source, target: Source, val: Source | None = None, test: Source | None = None,
                  predict: Source | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, augment: Augment = "none", seed: int = 0) -> None:
+                 num_workers: int = 0, augment: Augment = "none", seed: int = 0, shuffle: bool = True) -> None:
         super().__init__()
-        self.source, self.target = source, target
+        self.source, self.target, self.shuffle = source, target, shuffle
         self.val, self.test, self.predict = val, test, predict
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.augment, self.seed = augment, seed
@@ -200,7 +201,8 @@ class DomainPairDataModule(_EvalMixin):
         return self.plain_loader("source", batch_size=batch_size)
 
     def train_dataloader(self) -> CombinedLoader:
-        loader = lambda ds: DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=True,  # noqa: E731
+        loader = lambda ds: DataLoader(ds, batch_size=self.batch_size, shuffle=self.shuffle,  # noqa: E731
+                                       drop_last=True,
                                        num_workers=self.num_workers, collate_fn=collate)
         return CombinedLoader({"source": loader(self.source_set), "target": loader(self.target_set)},
                               mode="max_size_cycle")

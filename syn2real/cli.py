@@ -79,9 +79,10 @@ USAGE = """usage: syn2real <command> [options]
 commands:
   fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
   simulate                          render the built-in digits simulator into a syn2real dataset
+  refine                            export a refined dataset: syn2real refine --ckpt C --data D --out O
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
-  bench zoo                         leaderboard: every method with an experiment config, several seeds
+  bench zoo | schedules             leaderboard of every method / hybrid vs pretrain-finetune over budgets
 
 `syn2real <command> --help` describes each command's options.
 """

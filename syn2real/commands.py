@@ -20,6 +20,7 @@ from syn2real import __version__
 from syn2real.adapt_bn import adapt_bn_command
 from syn2real.batch import Sample
 from syn2real.bench import bench_command
+from syn2real.refine import refine_command
 from syn2real.registry import family_of, get_method, list_methods
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,4 +114,5 @@ def list_command(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command,
-                                                   "adapt-bn": adapt_bn_command, "bench": bench_command}
+                                                   "adapt-bn": adapt_bn_command, "bench": bench_command,
+                                                   "refine": refine_command}

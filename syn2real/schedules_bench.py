@@ -134,7 +134,7 @@ def check_inputs(args: argparse.Namespace) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="syn2real bench schedules", description=__doc__.split("\n\n")[0])
     p.add_argument("--schedules", nargs="+", default=list(SCHEDULES))
-    p.add_argument("--budgets", type=int, nargs="+", default=[0, 10, 25, 50, 100, 250, 1000])
+    p.add_argument("--budgets", type=int, nargs="+", default=[0, 10, 50, 250, 1000])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--real-fractions", type=float, nargs="+", default=[0.5], help="hybrid: real share per batch")
     p.add_argument("--synthetic", help="syn2real dataset (simulated or refined); default: the digits simulator")

@@ -1,0 +1,111 @@
+"""``syn2real refine``: run a trained refiner over a syn2real dataset and write the refined dataset.
+
+Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change.
+The output streams to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to
+redo), and ``producer`` records the refiner, its checkpoint and the parent dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+
+from datamodules.errors import DatasetError
+from datamodules.format import Syn2RealDataset
+from datamodules.stages import select_stages
+from datamodules.writer import DatasetWriter, prepare_output
+from syn2real import __version__
+from syn2real.batch import Sample, collate
+from syn2real.refiner import REFINER_RECORD
+
+
+def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The refiner stored in ``ckpt`` (eval mode) and its record; a clear error for anything else."""
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt} not found")
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    record = checkpoint.get(REFINER_RECORD) if isinstance(checkpoint, dict) else None
+    if record is None:
+        raise ValueError(f"{ckpt} is not a refiner checkpoint (no {REFINER_RECORD!r} record): `syn2real refine` "
+                         "needs a checkpoint written while training CycleGAN, SimGAN or another refiner")
+    module, _, name = record["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    model = cls.load_from_checkpoint(ckpt, map_location=device).eval()
+    return model, record
+
+
+def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
+    """The dataset must have the channels and image size the refiner was trained on."""
+    if info.channels != record["channels"]:
+        raise DatasetError(where, f"has {info.channels}-channel images; the refiner was trained on "
+                           f"{record['channels']}-channel images", "refine data of the kind the refiner was trained on")
+    size = tuple(record.get("size") or ())
+    if size and size != (0, 0) and tuple(info.size) != size:
+        raise DatasetError(where, f"images are {info.size[0]}×{info.size[1]}; the refiner was trained on "
+                           f"{size[0]}×{size[1]}", "resize the dataset or train the refiner at this size")
+
+
+def _item(values: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    return None if values is None else values[k]
+
+
+def refine_dataset(ckpt: Path, data: Path, out: Path, *, stage: str = "latest", batch_size: int = 64,
+                   device: str = "cpu", overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput."""
+    prepare_output(out, overwrite=overwrite)
+    model, record = load_refiner(ckpt, device)
+    source = select_stages(data, stage)[0]
+    dataset = Syn2RealDataset(source)
+    check_compatible(record, dataset.info, source)
+    info = dataclasses.replace(dataset.info, producer={
+        "name": "syn2real.refine", "version": __version__, "refiner": record["class_path"],
+        "checkpoint": str(ckpt.resolve()), "config": dict(model.hparams), "parent": str(source.resolve()),
+        "parent_producer": dataset.info.producer})
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    started, done = time.perf_counter(), 0
+    with Progress(*columns, console=console or Console(stderr=True)) as bar, \
+            DatasetWriter(out, info, overwrite=overwrite) as writer:
+        task = bar.add_task("refine", total=len(dataset))
+        for batch in loader:
+            refined = model.refine(batch.images.to(device)).cpu()
+            for k, sid in enumerate(batch.ids):
+                writer.add(Sample(image=refined[k], label=_item(batch.labels, k), mask=_item(batch.masks, k),
+                                  depth=_item(batch.depth, k), id=sid), params=dataset.params(done + k))
+            done += len(batch)
+            bar.advance(task, len(batch))
+    seconds = time.perf_counter() - started
+    return {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
+
+
+def refine_command(argv: list[str]) -> int:
+    """``syn2real refine --ckpt CKPT --data DATASET --out DIR``."""
+    parser = argparse.ArgumentParser(prog="syn2real refine", description="Export a refined syn2real dataset: "
+                                     "every image through the refiner; labels, masks, depth and ids unchanged.")
+    parser.add_argument("--ckpt", type=Path, required=True, help="refiner checkpoint (CycleGAN, SimGAN...)")
+    parser.add_argument("--data", type=Path, required=True, help="syn2real dataset or run folder of stages")
+    parser.add_argument("--out", type=Path, required=True, help="refined dataset folder to create")
+    parser.add_argument("--stage", default="latest", help="stage of a run folder: latest | best | <index>")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        result = refine_dataset(args.ckpt, args.data, args.out, stage=args.stage, batch_size=args.batch_size,
+                                device=args.device, overwrite=args.overwrite, console=console)
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    console.print(f"refined {result['images']} images in {result['seconds']:.1f} s "
+                  f"({result['images_per_s']:.0f} images/s) -> {result['out']}")
+    return 0

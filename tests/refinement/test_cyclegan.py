@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from datamodules.modules import DomainPairDataModule
+from datamodules.sources import RandomSource
+from refinement.cyclegan import CycleGAN
+from syn2real.losses import NonFiniteLossError
+
+TINY = {"in_channels": 1, "base_channels": 4, "num_blocks": 1, "disc_base_channels": 4, "disc_layers": 1,
+        "pool_size": 3, "fd_samples": 4, "fd_image_size": 32}
+
+
+def _data(shuffle: bool = False) -> DomainPairDataModule:
+    return DomainPairDataModule(source=RandomSource(num_samples=8, seed=0), batch_size=2, shuffle=shuffle,
+                                target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False))
+
+
+def _trainer(tmp_path: Path, epochs: int, callbacks: list | None = None) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=2, limit_val_batches=0,
+                      logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path, callbacks=callbacks or [])
+
+
+class LossRecorder(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, float, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        m = trainer.callback_metrics
+        self.losses.append((trainer.current_epoch, m["train/loss_g"].item(), m["train/loss_d"].item()))
+
+
+def test_generator_loss_weights_identity_at_half_lambda() -> None:
+    torch.manual_seed(0)
+    model = CycleGAN(**TINY)
+    a, b = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    losses, _, _ = model.generator_losses(a, b)
+    expected = losses["loss_g_adv"] + 10.0 * losses["loss_g_cycle"] + 5.0 * losses["loss_g_identity"]
+    torch.testing.assert_close(losses["loss_g"], expected)
+
+
+def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    straight = LossRecorder()
+    _trainer(tmp_path / "a", 2, [straight]).fit(CycleGAN(**TINY, ema_decay=0.9), _data())
+
+    pl.seed_everything(0)
+    first = _trainer(tmp_path / "b", 1)
+    first.fit(CycleGAN(**TINY, ema_decay=0.9), _data())
+    first.save_checkpoint(tmp_path / "epoch1.ckpt")
+    resumed = LossRecorder()
+    _trainer(tmp_path / "c", 2, [resumed]).fit(CycleGAN(**TINY, ema_decay=0.9), _data(),
+                                               ckpt_path=tmp_path / "epoch1.ckpt")
+    expected = [loss for loss in straight.losses if loss[0] == 1]
+    assert len(resumed.losses) == len(expected) == 2
+    for got, want in zip(resumed.losses, expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_checkpoint_restores_pools_ema_and_schedulers(tmp_path: Path) -> None:
+    model = CycleGAN(**TINY, ema_decay=0.9, constant_epochs=1, decay_epochs=2)
+    trainer = _trainer(tmp_path, 2)
+    trainer.fit(model, _data(shuffle=True))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    state = torch.load(tmp_path / "m.ckpt", map_location="cpu", weights_only=False)
+    assert state["state_dict"]["pool_t._extra_state"]["count"] == 3
+    assert any(k.startswith("generator_ema.") for k in state["state_dict"])
+    assert [s["last_epoch"] for s in state["lr_schedulers"]] == [2, 2]
+    assert state["syn2real_refiner"]["size"] == [32, 32]
+    reloaded = CycleGAN.load_from_checkpoint(tmp_path / "m.ckpt")
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(reloaded.refine(x), model.refine(x))
+
+
+def test_non_finite_loss_stops_training(tmp_path: Path) -> None:
+    model = CycleGAN(**{**TINY, "lambda_cycle": float("nan")})
+    with pytest.raises(NonFiniteLossError, match="train/loss_g"):
+        _trainer(tmp_path, 1).fit(model, _data())
+
+
+def test_validation_logs_feature_distances_and_saves_a_sample_grid(tmp_path: Path) -> None:
+    data = DomainPairDataModule(source=RandomSource(num_samples=8, seed=0), batch_size=2,
+                                target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False),
+                                val=RandomSource(num_samples=8, seed=2, domain=1))
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=4,
+                         num_sanity_val_steps=0, logger=pl.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(CycleGAN(**TINY), data)
+    assert trainer.callback_metrics["val/fd_effnet"] > 0
+    assert torch.isfinite(trainer.callback_metrics["val/kid_effnet"])
+    grid = Path(trainer.log_dir) / "samples" / "epoch000.png"
+    assert grid.is_file()

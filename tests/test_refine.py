@@ -1,0 +1,84 @@
+"""``syn2real refine``: export keeps everything but the images, records provenance, and refuses bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from datamodules.errors import DatasetError
+from datamodules.format import Syn2RealDataset
+from datamodules.modules import RandomDataModule, RandomDomainPairDataModule
+from refinement.cyclegan import CycleGAN
+from syn2real.cli import main
+from syn2real.refine import refine_dataset
+from syn2real.tasks import TaskModule
+from tests.conftest import make_samples, tree_digest, write_dataset
+
+
+def _fit(model: pl.LightningModule, data: pl.LightningDataModule, path: Path) -> Path:
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=path.parent)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def refiner_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = CycleGAN(in_channels=1, base_channels=4, num_blocks=1, disc_base_channels=4, disc_layers=1, pool_size=2)
+    return _fit(model, RandomDomainPairDataModule(size=16, batch_size=2), tmp_path_factory.mktemp("r") / "r.ckpt")
+
+
+def test_export_keeps_ids_labels_masks_depth_and_records_provenance(refiner_ckpt: Path, tmp_path: Path) -> None:
+    source = write_dataset(tmp_path / "run" / "stage_000", make_samples(5, size=16), size=16,
+                           stage={"name": "s0", "index": 0, "parameters": {"blur": 1}, "score": None})
+    before = tree_digest(source)
+    result = refine_dataset(refiner_ckpt, tmp_path / "run", tmp_path / "refined", batch_size=2)
+    assert result["images"] == 5 and tree_digest(source) == before
+    original, refined = Syn2RealDataset(source), Syn2RealDataset(tmp_path / "refined")
+    for a, b in zip(original, refined, strict=True):
+        assert a.id == b.id and int(a.label) == int(b.label)
+        assert torch.equal(a.mask, b.mask) and torch.equal(a.depth, b.depth)
+    assert any(not torch.equal(a.image, b.image) for a, b in zip(original, refined, strict=True))
+    assert [refined.params(i) for i in range(5)] == [original.params(i) for i in range(5)]
+    producer = json.loads((tmp_path / "refined" / "dataset.json").read_text())["producer"]
+    assert producer["name"] == "syn2real.refine"
+    assert producer["refiner"] == "refinement.cyclegan.module.CycleGAN"
+    assert producer["checkpoint"] == str(refiner_ckpt.resolve()) and producer["parent"] == str(source.resolve())
+    assert refined.info.stage["parameters"] == {"blur": 1}
+
+
+def test_refusals_write_nothing(refiner_ckpt: Path, tmp_path: Path) -> None:
+    small = write_dataset(tmp_path / "small", make_samples(2, size=8), size=8)
+    with pytest.raises(DatasetError, match="trained on 16×16"):
+        refine_dataset(refiner_ckpt, small, tmp_path / "out1")
+    rgb = write_dataset(tmp_path / "rgb", make_samples(2, size=16, channels=3), size=16, channels=3)
+    with pytest.raises(DatasetError, match="3-channel images; the refiner was trained on 1-channel"):
+        refine_dataset(refiner_ckpt, rgb, tmp_path / "out2")
+    task_ckpt = _fit(TaskModule(width=4, num_classes=3), RandomDataModule(num_classes=3, size=16, batch_size=4),
+                     tmp_path / "task.ckpt")
+    ok = write_dataset(tmp_path / "ok", make_samples(2, size=16), size=16)
+    with pytest.raises(ValueError, match="not a refiner checkpoint"):
+        refine_dataset(task_ckpt, ok, tmp_path / "out3")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="exists and is not empty"):
+        refine_dataset(refiner_ckpt, ok, tmp_path / "taken")
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+    assert not any((tmp_path / f"out{i}").exists() for i in (1, 2, 3))
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_command_line(refiner_ckpt: Path, tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d", make_samples(3, size=16), size=16)
+    with pytest.raises(SystemExit) as exit_:
+        main(["refine", "--ckpt", str(refiner_ckpt), "--data", str(data), "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 0 and len(Syn2RealDataset(tmp_path / "r")) == 3
+    with pytest.raises(SystemExit) as exit_:
+        main(["refine", "--ckpt", str(refiner_ckpt), "--data", str(data), "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 2
