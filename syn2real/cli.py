@@ -39,7 +39,9 @@ class Syn2RealCLI(LightningCLI):
         wall = time.perf_counter() - self._started
         if self.trainer.interrupted:
             return
-        metrics: dict[str, float] = {}
+        # the last validation's metrics (e.g. a refiner's val/fd_effnet), then the test of the final weights
+        metrics: dict[str, float] = {k: float(v) for k, v in self.trainer.callback_metrics.items()
+                                     if k.startswith("val/") and v.numel() == 1}
         if self.config[self.subcommand].get("test_after_fit") and getattr(self.datamodule, "test", None) is not None:
             for result in self.trainer.test(self.model, datamodule=self.datamodule, verbose=True):
                 metrics |= result

@@ -41,7 +41,7 @@ def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
     board = json.loads((out / "results.json").read_text())["leaderboard"]
     assert [(b["method"], b["runs"], b["failed"]) for b in board] == [("source_only", 1, 0), ("broken", 0, 1)]
     markdown = (out / "leaderboard.md").read_text()
-    assert "| source_only | baseline |" in markdown and "| broken | other | n/a | 0 | 1 |" in markdown
+    assert "| source_only | baseline |" in markdown and "| broken | other | n/a | – | 0 | 1 |" in markdown
     with Image.open(out / "leaderboard.png") as png:
         assert png.size[0] > 100
 
