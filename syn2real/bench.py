@@ -20,7 +20,7 @@ from syn2real.runs import Cell, CellResult, mean_std, run_cell, write_runs_csv
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"
 BASELINES = {"source_only": "baseline", "target_oracle": "baseline (ceiling)"}
-QUICK_ARGS = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=0.25"]
+QUICK_ARGS = ["--trainer.max_epochs=1"]
 
 
 def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | None, quick: bool,
@@ -112,7 +112,7 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", help="only these experiments (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"))
-    parser.add_argument("--quick", action="store_true", help="1 seed, 1/4 epoch each: the shape in minutes")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch each: the shape in minutes")
     parser.add_argument("--metric", default="test/target_acc")
     parser.add_argument("--configs", type=Path, default=EXPERIMENTS, help="folder of experiment configs")
     args, extra = parser.parse_known_args(argv)
