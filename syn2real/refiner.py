@@ -48,6 +48,9 @@ class RefinerBase(pl.LightningModule):
         net.train(was)
         return out
 
+    def forward(self, images: Tensor) -> Tensor:
+        return self.refine(images)
+
     def record_size(self, images: Tensor) -> None:
         if int(self.trained_size[0]) == 0:
             self.trained_size.copy_(torch.tensor(images.shape[-2:]))

@@ -64,9 +64,15 @@ class TaskEvaluation(pl.LightningModule):
     (or ``_miou``) and ``val/loss`` / ``test/loss``, the same names across the zoo.
     """
 
+    network: nn.Module
+
     @property
     def task_model(self) -> nn.Module:
-        raise NotImplementedError
+        """The network evaluated on the real split (images -> logits); by default ``self.network``."""
+        return self.network
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.task_model(images)
 
     def setup_task_metrics(self, task: Task, num_classes: int) -> None:
         name, metric = task_metric(task, num_classes)
@@ -125,13 +131,6 @@ class TaskModule(TaskEvaluation):
         if init_from is not None:
             load_task_weights(self.network, init_from)
         self.setup_task_metrics(task, num_classes)
-
-    @property
-    def task_model(self) -> TaskNetwork:
-        return self.network
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.network(images)
 
     def on_train_epoch_start(self) -> None:
         if self.hparams.freeze_features:  # frozen features keep their BN statistics too

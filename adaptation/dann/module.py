@@ -80,13 +80,6 @@ class DANN(TaskEvaluation):
                                                   segmentation=task == "segmentation", hidden=discriminator_hidden)
         self.setup_task_metrics(task, num_classes)
 
-    @property
-    def task_model(self) -> TaskNetwork:
-        return self.network
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.network(images)
-
     def adaptation_factor(self) -> float:
         """λ_p at the current step."""
         p = progress(self.global_step, self.trainer.estimated_stepping_batches)

@@ -75,9 +75,6 @@ class AdaBN(TaskModule):
     def task_model(self) -> TaskNetwork:
         return self.adapted
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.adapted(images)
-
     def training_step(self, batch: DomainBatch, batch_idx: int) -> Tensor:
         return super().training_step(batch.source, batch_idx)
 

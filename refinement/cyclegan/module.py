@@ -85,9 +85,6 @@ class CycleGAN(RefinerBase):
     def generator(self) -> ResnetGenerator:
         return self.gen_s2t
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.refine(images)
-
     def generator_losses(self, a: Tensor, b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Named generator terms, and the fakes G(a), F(b) for the discriminator step."""
         hp = self.hparams

@@ -92,9 +92,6 @@ class DSBN(TaskEvaluation):
     def task_model(self) -> nn.Module:
         return DomainView(self.network, TARGET)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.task_model(images)
-
     def losses(self, batch: DomainBatch, p: float) -> dict[str, Tensor]:
         """The named loss terms of one step at progress ``p``."""
         hp = self.hparams

@@ -82,9 +82,6 @@ class DSON(TaskEvaluation):
     def task_model(self) -> nn.Module:
         return DomainEnsemble(self.network, self.hparams.num_domains)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.task_model(images)
-
     def on_fit_start(self) -> None:
         """Refuse data with fewer domains than configured, before the first step."""
         sets = getattr(self.trainer.datamodule, "train_sets", None)

@@ -104,9 +104,6 @@ class SimGAN(RefinerBase):
     def generator(self) -> Refiner:
         return self.refiner
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.refine(images)
-
     def psi(self, images: Tensor) -> Tensor:
         """The self-regularization feature map ψ."""
         if self.hparams.psi == "mean":
