@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from syn2real.registry import family_of, list_methods
-from syn2real.runs import Cell, CellResult, mean_std, run_cell, write_runs_csv
+from syn2real.runs import Cell, CellResult, mean_std, run_cells, write_runs_csv
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -115,6 +115,7 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch each: the shape in minutes")
     parser.add_argument("--metric", default="test/target_acc")
     parser.add_argument("--configs", type=Path, default=EXPERIMENTS, help="folder of experiment configs")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
     args, extra = parser.parse_known_args(argv)
     console = Console(stderr=True)
     seeds = args.seeds[:1] if args.quick else args.seeds
@@ -123,10 +124,18 @@ def zoo_command(argv: list[str]) -> int:
     except ValueError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    results = []
-    for i, cell in enumerate(cells, 1):
-        console.print(f"[{i}/{len(cells)}] {cell.name} seed {cell.seed}")
-        results.append(run_cell(cell, log=console.print))
+    done = iter(range(1, len(cells) + 1))
+
+    def report(cell: Cell, result: CellResult) -> None:
+        acc = result.metrics.get(args.metric, math.nan)
+        console.print(f"[{next(done)}/{len(cells)}] {cell.name} seed {cell.seed}: {result.status}"
+                      f"{' (reused)' if result.reused else ''}, {args.metric} {acc:.4f}, {result.wall_time_s:.0f} s")
+
+    try:
+        results = run_cells(cells, jobs=args.jobs, log=console.print, on_result=report)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
     board = leaderboard(results, args.metric)
     write_tables(args.out, results, board, args.metric, f"syn2real zoo on {args.benchmark}")
     console.print((args.out / "leaderboard.md").read_text())

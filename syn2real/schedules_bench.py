@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from syn2real.runs import Cell, CellResult, run_cell
+from syn2real.runs import Cell, CellResult, run_cells
 from syn2real.schedules_report import write_schedule_tables
 
 SCHEDULES = ("synthetic_only", "real_only", "hybrid", "pretrain_finetune")
@@ -111,6 +111,24 @@ class Plan:
         return out
 
 
+    def all_cells(self) -> tuple[list[Cell], dict[int, int]]:
+        """Every cell of every seed, and which cell each fine-tune waits for (its seed's pretraining)."""
+        a = self.args
+        cells: list[Cell] = []
+        after: dict[int, int] = {}
+        needs_pretrain = bool({"synthetic_only", "pretrain_finetune"} & set(a.schedules)) or 0 in a.budgets
+        for seed in a.seeds:
+            pre = self.pretrain(seed)
+            if needs_pretrain:
+                cells.append(pre)
+            for budget in [b for b in a.budgets if b > 0]:
+                for cell in self.cells(seed, budget, pre):
+                    if cell.name == "pretrain_finetune":
+                        after[len(cells)] = cells.index(pre)
+                    cells.append(cell)
+        return cells, after
+
+
 def check_inputs(args: argparse.Namespace) -> None:
     """Everything that can be checked before the first run: schedule names, budgets vs the labeled pool."""
     unknown = sorted(set(args.schedules) - set(SCHEDULES))
@@ -158,6 +176,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--augment", choices=["none", "light", "strong"], default="none")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/bench/schedules"))
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
     p.add_argument("--quick", action="store_true", help="budgets 0 10 100, 1 seed, short training: minutes")
     args = p.parse_args(argv)
     if args.quick:
@@ -176,22 +195,19 @@ def schedules_command(argv: list[str]) -> int:
         console.print(f"[red]error:[/red] {err}")
         return 2
     plan = Plan(args)
-    results: list[CellResult] = []
-    for seed in args.seeds:
-        pre = plan.pretrain(seed)
-        needs_pretrain = {"synthetic_only", "pretrain_finetune"} & set(args.schedules) or 0 in args.budgets
-        pre_result = run_cell(pre, log=console.print) if needs_pretrain else None
-        if pre_result is not None:
-            results.append(pre_result)
-            console.print(f"seed {seed} synthetic_only: {_fmt(pre_result)}")
-        for budget in [b for b in args.budgets if b > 0]:
-            for cell in plan.cells(seed, budget, pre):
-                if cell.name == "pretrain_finetune" and (pre_result is None or pre_result.status != "ok"):
-                    results.append(CellResult(cell.name, seed, "failed", {}, 0.0, False,
-                                              error="pretraining failed; see synthetic_only", tags=cell.tags))
-                    continue
-                results.append(run_cell(cell, log=console.print))
-                console.print(f"seed {seed} {cell.name} budget {budget}: {_fmt(results[-1])}")
+    cells, after = plan.all_cells()
+
+    def report(cell: Cell, result: CellResult) -> None:
+        budget = cell.tags.get("budget", 0)
+        console.print(f"seed {cell.seed} {cell.name} budget {budget}: {_fmt(result)}")
+        if result.status != "ok" and result.error:
+            console.print(f"  {result.error.splitlines()[-1]}")
+
+    try:
+        results = run_cells(cells, jobs=args.jobs, after=after, log=console.print, on_result=report)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
     summary = write_schedule_tables(args.out, results, args.budgets, "test/target_acc")
     console.print(summary)
     failed = sum(r.status != "ok" for r in results)

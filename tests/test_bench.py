@@ -30,7 +30,7 @@ def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
     _tiny("source_only", configs)
     _tiny("broken", configs, arch="no_such_network")
     out = tmp_path / "zoo"
-    argv = ["--benchmark", "tiny", "--seeds", "3", "--configs", str(configs), "--out", str(out)]
+    argv = ["--benchmark", "tiny", "--seeds", "3", "--configs", str(configs), "--out", str(out), "--jobs", "2"]
     assert zoo_command(argv) == 1  # one experiment fails: exit status says so
 
     rows = list(csv.DictReader((out / "results.csv").open()))

@@ -57,7 +57,7 @@ def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> 
     out = tmp_path / "sched"
     argv = ["--budgets", "0", "10", "--seeds", "0", "--synthetic-samples", "64", "--synthetic-steps", "3",
             "--finetune-steps", "3", "--batch-size", "8", "--finetune-batch-size", "8", "--width", "4",
-            "--accelerator", "cpu", "--out", str(out)]
+            "--accelerator", "cpu", "--out", str(out), "--jobs", "2"]
     assert schedules_command(argv) == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert sorted(r["name"] for r in rows) == ["hybrid@0.5", "pretrain_finetune", "real_only", "synthetic_only"]
