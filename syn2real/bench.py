@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from syn2real.registry import family_of, list_methods
-from syn2real.runs import Cell, CellResult, mean_std, run_cells, write_runs_csv
+from syn2real.runs import Cell, CellResult, interrupted_message, mean_std, run_cells, write_runs_csv
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -136,6 +136,9 @@ def zoo_command(argv: list[str]) -> int:
     except ValueError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
+    except KeyboardInterrupt:
+        console.print(interrupted_message(args.out))
+        return 130
     board = leaderboard(results, args.metric)
     write_tables(args.out, results, board, args.metric, f"syn2real zoo on {args.benchmark}")
     console.print((args.out / "leaderboard.md").read_text())

@@ -138,6 +138,13 @@ def run_cells(cells: Sequence[Cell], *, jobs: int = 1, after: dict[int, int] | N
     return [results[i] for i in range(len(cells))]
 
 
+def interrupted_message(out: Path) -> str:
+    """What a user reads after Ctrl-C: nothing finished is lost, and how to go on."""
+    done = sorted(out.glob("**/results.json"))
+    return (f"[yellow]interrupted[/yellow]: {len(done)} finished run(s) are kept under {out} (each with its "
+            "results.json); the run that was cut off will start again. Run the same command again to resume.")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")

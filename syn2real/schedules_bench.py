@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from syn2real.runs import Cell, CellResult, run_cells
+from syn2real.runs import Cell, CellResult, interrupted_message, run_cells
 from syn2real.schedules_report import write_schedule_tables
 
 SCHEDULES = ("synthetic_only", "real_only", "hybrid", "pretrain_finetune")
@@ -208,6 +208,9 @@ def schedules_command(argv: list[str]) -> int:
     except ValueError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
+    except KeyboardInterrupt:
+        console.print(interrupted_message(args.out))
+        return 130
     summary = write_schedule_tables(args.out, results, args.budgets, "test/target_acc")
     console.print(summary)
     failed = sum(r.status != "ok" for r in results)

@@ -53,3 +53,24 @@ def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
 def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     assert zoo_command(["--benchmark", "nope", "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())
+
+
+def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    _tiny("source_only", configs)
+    out = tmp_path / "zoo"
+    finished = out / "source_only" / "seed0" / "results.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text('{"metrics": {"test/target_acc": 0.5}}')
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("syn2real.bench.run_cells", interrupt)
+    assert zoo_command(["--benchmark", "tiny", "--seeds", "0", "1", "--configs", str(configs),
+                        "--out", str(out)]) == 130
+    message = " ".join(capsys.readouterr().err.split())
+    assert "interrupted: 1 finished run(s) are kept" in message and "Run the same command again to resume" in message
+    assert finished.read_text() == '{"metrics": {"test/target_acc": 0.5}}'

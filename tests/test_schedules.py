@@ -77,3 +77,13 @@ def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> 
 
     assert schedules_command(argv) == 0  # resume: every cell reused
     assert {r["reused"] for r in csv.DictReader((out / "results.csv").open())} == {"True"}
+
+
+def test_interrupted_schedules_say_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("syn2real.schedules_bench.run_cells", interrupt)
+    assert schedules_command(["--budgets", "0", "10", "--seeds", "0", "--out", str(tmp_path / "s")]) == 130
+    assert "Run the same command again to resume" in " ".join(capsys.readouterr().err.split())
