@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from datamodules.real_digits import split_indices
 from datamodules.sources import BudgetSource, RealDigitsSource, stratified_budget
 from syn2real.schedules_bench import schedules_command
+from tests.conftest import make_samples, write_dataset
 
 
 def test_budgets_are_seeded_stratified_and_nested() -> None:
@@ -87,3 +89,50 @@ def test_interrupted_schedules_say_how_to_resume(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr("syn2real.schedules_bench.run_cells", interrupt)
     assert schedules_command(["--budgets", "0", "10", "--seeds", "0", "--out", str(tmp_path / "s")]) == 130
     assert "Run the same command again to resume" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.timeout(400)
+def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: Path) -> None:
+    """``--pretrain-config`` (a DANN experiment) as the synthetic stage; ``--synthetic`` (a syn2real dataset)."""
+    dann = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "limit_train_batches": 2,
+                    "limit_val_batches": 1, "limit_test_batches": 1, "num_sanity_val_steps": 0,
+                    "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                                   "init_args": {"save_last": True, "save_top_k": 0}}]},
+        "model": {"class_path": "adaptation.dann.DANN",
+                  "init_args": {"arch": "small_cnn", "width": 4, "num_classes": 10, "in_channels": 1,
+                                "discriminator_hidden": 8}},
+        "data": {"class_path": "datamodules.DomainPairDataModule",
+                 "init_args": {"source": {"class_path": "datamodules.DigitsSimulatorSource",
+                                          "init_args": {"num_samples": 32, "seed": 0}},
+                               "target": {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": "pool"}},
+                               "val": {"class_path": "datamodules.RealDigitsSource",
+                                       "init_args": {"split": "val", "use_labels": True}},
+                               "test": {"class_path": "datamodules.RealDigitsSource",
+                                        "init_args": {"split": "test", "use_labels": True}},
+                               "batch_size": 8}},
+    }
+    config = tmp_path / "dann__tiny.yaml"
+    config.write_text(yaml.safe_dump(dann))
+    tiny = ["--budgets", "10", "--seeds", "0", "--finetune-steps", "2", "--synthetic-steps", "2", "--batch-size", "8",
+            "--finetune-batch-size", "8", "--width", "4", "--accelerator", "cpu"]
+
+    out = tmp_path / "adapted"
+    assert schedules_command([*tiny, "--schedules", "pretrain_finetune", "--pretrain-config", str(config),
+                              "--out", str(out)]) == 0
+    ckpt = out / "synthetic_only" / "seed0" / "checkpoints" / "last.ckpt"
+    dann_state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert any(k.startswith("discriminator") for k in dann_state)  # the synthetic stage really was DANN
+    assert str(ckpt) in (out / "pretrain_finetune__b10" / "config.seed0.yaml").read_text()
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {(r["name"], r["status"]) for r in rows} == {("synthetic_only", "ok"), ("pretrain_finetune", "ok")}
+
+    refined = write_dataset(tmp_path / "refined", make_samples(40, size=32, num_classes=10), size=32,
+                            classes=[str(d) for d in range(10)])
+    out = tmp_path / "refined_runs"
+    assert schedules_command([*tiny, "--schedules", "synthetic_only", "hybrid", "--synthetic", str(refined),
+                              "--out", str(out)]) == 0
+    assert str(refined) in (out / "hybrid@0.5__b10" / "config.seed0.yaml").read_text()
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {(r["name"], r["status"]) for r in rows} == {("synthetic_only", "ok"), ("hybrid@0.5", "ok")}
