@@ -65,7 +65,8 @@ def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
         fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
         rows.append({"method": name, "family": runs[0].tags.get("family", ""), "runs": len(ok),
                      "failed": len(runs) - len(ok), "mean": acc, "std": acc_std, "wall_time_s": wall,
-                     "fd_effnet": mean_std(fd)[0] if fd else None, "config": runs[0].tags.get("config", "")})
+                     "fd_effnet": mean_std(fd)[0] if fd else None, "fd_effnet_std": mean_std(fd)[1] if fd else None,
+                     "config": runs[0].tags.get("config", "")})
     return sorted(rows, key=lambda r: -r["mean"] if not math.isnan(r["mean"]) else math.inf)
 
 
@@ -78,7 +79,7 @@ def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any
              "wall time / run (s) |", "|---|---|---|---|---|---|---|"]
     for r in board:
         score = "n/a" if math.isnan(r["mean"]) else f"{r['mean']:.1f} ± {r['std']:.1f}"
-        fd = "–" if r["fd_effnet"] is None else f"{r['fd_effnet']:.1f}"
+        fd = "–" if r["fd_effnet"] is None else f"{r['fd_effnet']:.1f} ± {r['fd_effnet_std']:.1f}"
         wall = "n/a" if math.isnan(r["wall_time_s"]) else f"{r['wall_time_s']:.0f}"
         lines.append(f"| {r['method']} | {r['family']} | {score} | {fd} | {r['runs']} | {r['failed']} | {wall} |")
     (out / "leaderboard.md").write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
@@ -92,12 +93,22 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
     import matplotlib.pyplot as plt
 
     done = [r for r in board if not math.isnan(r["mean"])]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(done), 1) + 1.2), dpi=100)
+    refiners = [r for r in board if r["fd_effnet"] is not None]
+    rows = max(len(done), len(refiners), 1)
+    fig, axes = plt.subplots(1, 2 if refiners else 1, figsize=(9 if refiners else 6, 0.45 * rows + 1.4), dpi=100,
+                             squeeze=False, width_ratios=[2, 1] if refiners else [1])
+    ax = axes[0, 0]
     ax.barh([r["method"] for r in done][::-1], [r["mean"] for r in done][::-1],
             xerr=[r["std"] for r in done][::-1], color="#4c78a8", capsize=3)
     ax.set_xlabel(f"real test {metric.split('/')[-1]} (%), mean ± std over seeds")
     ax.set_xlim(0, 100)
-    ax.set_title(title, fontsize=10)
+    if refiners:  # refiners have no task accuracy: their distance to real images, lower is closer
+        right = axes[0, 1]
+        right.barh([r["method"] for r in refiners][::-1], [r["fd_effnet"] for r in refiners][::-1],
+                   xerr=[r["fd_effnet_std"] for r in refiners][::-1], color="#f58518", capsize=3)
+        right.set_xlabel("fd_effnet to real (lower = closer)")
+        right.set_title("refiners", fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

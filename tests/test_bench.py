@@ -74,3 +74,23 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Pa
     message = " ".join(capsys.readouterr().err.split())
     assert "interrupted: 1 finished run(s) are kept" in message and "Run the same command again to resume" in message
     assert finished.read_text() == '{"metrics": {"test/target_acc": 0.5}}'
+
+
+def test_leaderboard_ranks_by_accuracy_and_gives_refiners_their_distance(tmp_path: Path) -> None:
+    from syn2real.bench import leaderboard, write_tables
+    from syn2real.runs import CellResult
+
+    results = [CellResult("source_only", s, "ok", {"test/target_acc": a}, 10.0, False, tags={"family": "baseline"})
+               for s, a in [(0, 0.6), (1, 0.8)]]
+    results += [CellResult("gan", s, "ok", {"val/fd_effnet": fd}, 30.0, False, tags={"family": "refinement"})
+                for s, fd in [(0, 100.0), (1, 120.0)]]
+    results += [CellResult("oracle", 0, "ok", {"test/target_acc": 0.99}, 5.0, False, tags={"family": "baseline"})]
+    board = leaderboard(results, "test/target_acc")
+    assert [r["method"] for r in board] == ["oracle", "source_only", "gan"]
+    assert board[1]["mean"] == pytest.approx(70.0) and board[1]["std"] == pytest.approx(14.1421, abs=1e-3)
+    assert board[2]["fd_effnet"] == pytest.approx(110.0) and board[2]["fd_effnet_std"] == pytest.approx(14.1421,
+                                                                                                       abs=1e-3)
+    write_tables(tmp_path, results, board, "test/target_acc", "tiny")
+    assert "| gan | refinement | n/a | 110.0 ± 14.1 | 2 | 0 | 30 |" in (tmp_path / "leaderboard.md").read_text()
+    with Image.open(tmp_path / "leaderboard.png") as png:  # second panel for the refiners: wider figure
+        assert png.size[0] == 900  # 6 inches without refiners, 9 with, at 100 dpi
