@@ -110,7 +110,6 @@ class Plan:
                     fraction=f))
         return out
 
-
     def all_cells(self) -> tuple[list[Cell], dict[int, int]]:
         """Every cell of every seed, and which cell each fine-tune waits for (its seed's pretraining)."""
         a = self.args
