@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from syn2real.registry import family_of, list_methods
-from syn2real.runs import Cell, CellResult, interrupted_message, mean_std, run_cells, write_runs_csv
+from syn2real.runs import Cell, CellResult, add_jobs_argument, interrupted_message, mean_std, run_cells, write_runs_csv
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -126,7 +126,7 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch each: the shape in minutes")
     parser.add_argument("--metric", default="test/target_acc")
     parser.add_argument("--configs", type=Path, default=EXPERIMENTS, help="folder of experiment configs")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
+    add_jobs_argument(parser)
     args, extra = parser.parse_known_args(argv)
     console = Console(stderr=True)
     seeds = args.seeds[:1] if args.quick else args.seeds
@@ -144,9 +144,6 @@ def zoo_command(argv: list[str]) -> int:
 
     try:
         results = run_cells(cells, jobs=args.jobs, log=console.print, on_result=report)
-    except ValueError as err:
-        console.print(f"[red]error:[/red] {err}")
-        return 2
     except KeyboardInterrupt:
         console.print(interrupted_message(args.out))
         return 130

@@ -9,6 +9,7 @@ cell only after the cell it depends on (the pretraining of a fine-tune) finished
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -136,6 +137,17 @@ def run_cells(cells: Sequence[Cell], *, jobs: int = 1, after: dict[int, int] | N
             for future in done:
                 record(running.pop(future), future.result())
     return [results[i] for i in range(len(cells))]
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N`` for a bench command: refused by the parser unless N >= 1, so no run starts with a bad value."""
+
+    def count(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+        return int(text)
+
+    parser.add_argument("--jobs", type=count, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
 
 
 def interrupted_message(out: Path) -> str:

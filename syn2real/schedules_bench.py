@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from syn2real.runs import Cell, CellResult, interrupted_message, run_cells
+from syn2real.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
 from syn2real.schedules_report import write_schedule_tables
 
 SCHEDULES = ("synthetic_only", "real_only", "hybrid", "pretrain_finetune")
@@ -117,13 +117,13 @@ class Plan:
         after: dict[int, int] = {}
         needs_pretrain = bool({"synthetic_only", "pretrain_finetune"} & set(a.schedules)) or 0 in a.budgets
         for seed in a.seeds:
-            pre = self.pretrain(seed)
+            pre, pre_index = self.pretrain(seed), len(cells)
             if needs_pretrain:
                 cells.append(pre)
             for budget in [b for b in a.budgets if b > 0]:
                 for cell in self.cells(seed, budget, pre):
                     if cell.name == "pretrain_finetune":
-                        after[len(cells)] = cells.index(pre)
+                        after[len(cells)] = pre_index
                     cells.append(cell)
         return cells, after
 
@@ -175,7 +175,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--augment", choices=["none", "light", "strong"], default="none")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/bench/schedules"))
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
+    add_jobs_argument(p)
     p.add_argument("--quick", action="store_true", help="budgets 0 10 100, 1 seed, short training: minutes")
     args = p.parse_args(argv)
     if args.quick:
@@ -204,9 +204,6 @@ def schedules_command(argv: list[str]) -> int:
 
     try:
         results = run_cells(cells, jobs=args.jobs, after=after, log=console.print, on_result=report)
-    except ValueError as err:
-        console.print(f"[red]error:[/red] {err}")
-        return 2
     except KeyboardInterrupt:
         console.print(interrupted_message(args.out))
         return 130
