@@ -3,10 +3,10 @@
 This package imports only ``syn2real.batch`` from the core (DESIGN.md, "Layers").
 """
 
+from datamodules.data_modules import DomainPairDataModule, RandomDataModule, RandomDomainPairDataModule, TaskDataModule
 from datamodules.errors import DatasetError
 from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
 from datamodules.format import DatasetInfo, Syn2RealDataset
-from datamodules.modules import DomainPairDataModule, RandomDataModule, RandomDomainPairDataModule, TaskDataModule
 from datamodules.real_digits import RealDigits
 from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
 from datamodules.sources import (
@@ -15,6 +15,7 @@ from datamodules.sources import (
     ImageFolderSource,
     RandomSource,
     RealDigitsSource,
+    SampleTensorDataset,
     SegmentationFolderSource,
     Source,
     Syn2RealSource,

@@ -93,15 +93,15 @@ class ImageFolderDataset(_FolderBase):
         if not files:
             raise DatasetError(self.root, "holds no images", f"add {', '.join(IMAGE_SUFFIXES)} files to the class "
                                "folders")
-        self.targets = labels
+        self.label_list = labels
         self.use_labels = use_labels
         super().__init__(files, channels=channels, size=size, domain=domain, transform=transform)
 
     def labels(self) -> list[int]:
-        return list(self.targets) if self.use_labels else []
+        return list(self.label_list) if self.use_labels else []
 
     def __getitem__(self, index: int) -> Sample:
-        label = torch.tensor(self.targets[index]) if self.use_labels else None
+        label = torch.tensor(self.label_list[index]) if self.use_labels else None
         rel = self.files[index].relative_to(self.root).as_posix()
         return self._finish(Sample(image=self._image(index), label=label, domain=self.domain, id=rel))
 

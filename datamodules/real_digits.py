@@ -43,11 +43,12 @@ class RealDigits(Dataset[Sample]):
         split: ``pool`` (unlabeled adaptation pool / label budgets), ``val`` or ``test``.
         size: output side in pixels.
         channels: 1, or 3 (grey replicated).
-        use_labels: attach labels (val/test and label budgets only).
+        use_labels: attach labels; defaults to ``False`` for the pool (methods must not read its labels; label
+            budgets ask for them explicitly), ``True`` for val/test, as :class:`~datamodules.sources.RealDigitsSource`.
         transform: optional ``Sample -> Sample``.
     """
 
-    def __init__(self, split: Split, *, size: int = 32, channels: int = 1, use_labels: bool = True,
+    def __init__(self, split: Split, *, size: int = 32, channels: int = 1, use_labels: bool | None = None,
                  transform: object = None) -> None:
         if split not in SPLIT_SIZES:
             raise ValueError(f"unknown split {split!r}; use one of {list(SPLIT_SIZES)}")
@@ -56,20 +57,20 @@ class RealDigits(Dataset[Sample]):
         raw = torch.from_numpy(digits.images[idx].astype(np.float32) / 16.0).unsqueeze(1)
         images = F.interpolate(raw, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
         self.images = images.repeat(1, channels, 1, 1) if channels == 3 else images
-        self.targets = torch.from_numpy(digits.target[idx].astype(np.int64))
+        self.label_tensor = torch.from_numpy(digits.target[idx].astype(np.int64))
         self.ids = [f"sklearn-digits-{i:04d}" for i in idx]
-        self.use_labels = use_labels
+        self.use_labels = split != "pool" if use_labels is None else use_labels
         self.transform = transform
         self.classes = [str(d) for d in range(10)]
 
     def labels(self) -> list[int]:
         """Class per sample, or ``[]`` when labels are not to be used (the unlabeled pool)."""
-        return self.targets.tolist() if self.use_labels else []
+        return self.label_tensor.tolist() if self.use_labels else []
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int) -> Sample:
-        sample = Sample(image=self.images[index], label=self.targets[index] if self.use_labels else None,
+        sample = Sample(image=self.images[index], label=self.label_tensor[index] if self.use_labels else None,
                         domain=1, id=self.ids[index])
         return self.transform(sample) if self.transform is not None else sample  # type: ignore[operator]

@@ -29,23 +29,23 @@ class Source(ABC):
         """Open (and validate) the data; ``transform`` maps ``Sample -> Sample``."""
 
 
-class TensorDataset(Dataset[Sample]):
+class SampleTensorDataset(Dataset[Sample]):
     """Samples held in memory as stacked tensors (rendered or random data)."""
 
     def __init__(self, images: torch.Tensor, *, labels: torch.Tensor | None = None, masks: torch.Tensor | None = None,
                  depth: torch.Tensor | None = None, domain: int = 0, prefix: str = "", transform: Any = None) -> None:
-        self.images, self.targets, self.masks, self.depth = images, labels, masks, depth
+        self.images, self.label_tensor, self.masks, self.depth = images, labels, masks, depth
         self.domain, self.prefix, self.transform = domain, prefix, transform
 
     def labels(self) -> list[int]:
-        return self.targets.tolist() if self.targets is not None and self.targets.ndim == 1 else []
+        return self.label_tensor.tolist() if self.label_tensor is not None and self.label_tensor.ndim == 1 else []
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def __getitem__(self, i: int) -> Sample:
         pick = lambda t: None if t is None else t[i]  # noqa: E731
-        s = Sample(image=self.images[i], label=pick(self.targets), mask=pick(self.masks), depth=pick(self.depth),
+        s = Sample(image=self.images[i], label=pick(self.label_tensor), mask=pick(self.masks), depth=pick(self.depth),
                    domain=self.domain, id=f"{self.prefix}{i:07d}")
         return self.transform(s) if self.transform is not None else s
 
@@ -77,11 +77,11 @@ class DigitsSimulatorSource(Source):
         self.num_samples, self.seed, self.use_labels, self.domain = num_samples, seed, use_labels, domain
         self.config = config or DigitsSimulatorConfig()
 
-    def load(self, transform: Any = None) -> TensorDataset:
+    def load(self, transform: Any = None) -> SampleTensorDataset:
         sim = DigitsSimulator(self.config, seed=self.seed)
         chunks = [sim.render(range(i, min(i + 512, self.num_samples))) for i in range(0, self.num_samples, 512)]
         cat = lambda key: torch.cat([getattr(c, key) for c in chunks])  # noqa: E731
-        return TensorDataset(cat("images"), labels=cat("labels") if self.use_labels else None, masks=cat("masks"),
+        return SampleTensorDataset(cat("images"), labels=cat("labels") if self.use_labels else None, masks=cat("masks"),
                              depth=cat("depth"), domain=self.domain, prefix=f"sim{self.seed}-", transform=transform)
 
 
@@ -187,7 +187,7 @@ class RandomSource(Source):
         self.num_samples, self.num_classes, self.size, self.channels = num_samples, num_classes, size, channels
         self.task, self.seed, self.use_labels, self.domain = task, seed, use_labels, domain
 
-    def load(self, transform: Any = None) -> TensorDataset:
+    def load(self, transform: Any = None) -> SampleTensorDataset:
         g = torch.Generator().manual_seed(self.seed)
         n, s = self.num_samples, self.size
         images = torch.rand(n, self.channels, s, s, generator=g)
@@ -198,7 +198,7 @@ class RandomSource(Source):
             labels[torch.rand(n, s, s, generator=g) < 0.05] = IGNORE_INDEX
         masks = (torch.rand(n, 1, s, s, generator=g) > 0.5).float()
         depth = torch.rand(n, 1, s, s, generator=g)
-        return TensorDataset(images, labels=labels if self.use_labels else None, masks=masks, depth=depth,
+        return SampleTensorDataset(images, labels=labels if self.use_labels else None, masks=masks, depth=depth,
                              domain=self.domain, prefix=f"rand{self.seed}-", transform=transform)
 
 

@@ -26,6 +26,22 @@ def check_finite(loss: Tensor, *, name: str, step: int) -> Tensor:
     return loss
 
 
+def domain_adversarial_loss(source_logits: Tensor, target_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """A domain classifier's BCE (source = 1, target = 0) over all samples / positions, and its accuracy.
+
+    DANN's domain loss, and the adversarial term of DSBN's alignment stage (through a gradient reversal layer).
+
+    Examples:
+        >>> loss, acc = domain_adversarial_loss(torch.tensor([20.0]), torch.tensor([-20.0]))
+        >>> round(float(loss), 6), float(acc)
+        (0.0, 1.0)
+    """
+    logits = torch.cat([source_logits.flatten(), target_logits.flatten()])
+    labels = torch.cat([torch.ones(source_logits.numel()), torch.zeros(target_logits.numel())]).to(logits)
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    return loss, ((logits > 0).float() == labels).float().mean()
+
+
 def task_loss(logits: Tensor, labels: Tensor, *, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy for classification (``B×K`` vs ``B``) or segmentation (``B×K×H×W`` vs ``B×H×W``, 255 ignored)."""
     return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)

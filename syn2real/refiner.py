@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from syn2real.batch import Batch
+from syn2real.data_api import PairedDomains, require_datamodule
 from syn2real.distances import FeatureDistances
 
 REFINER_RECORD = "syn2real_refiner"
@@ -51,6 +52,10 @@ class RefinerBase(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.refine(images)
 
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate"):  # validation refines unaugmented source images
+            require_datamodule(self, PairedDomains, purpose="validation refines source images")
+
     def record_size(self, images: Tensor) -> None:
         if int(self.trained_size[0]) == 0:
             self.trained_size.copy_(torch.tensor(images.shape[-2:]))
@@ -76,7 +81,8 @@ class RefinerBase(pl.LightningModule):
             return
         metric = self._metric()
         metric.reset()
-        loader = self.trainer.datamodule.source_loader(batch_size=64)
+        datamodule = require_datamodule(self, PairedDomains, purpose="validation refines source images")
+        loader = datamodule.source_loader(batch_size=64)
         seen, self._grid_source = 0, None
         for batch in loader:
             images = batch.images.to(self.device)

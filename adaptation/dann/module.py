@@ -17,27 +17,18 @@ for segmentation the domain classifier is fully convolutional and classifies eve
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from syn2real.batch import DomainBatch
-from syn2real.losses import check_finite, task_loss
-from syn2real.networks import Task, TaskNetwork, build_task_network
+from syn2real.losses import check_finite, domain_adversarial_loss, task_loss
 from syn2real.nn import domain_discriminator, grad_reverse
+from syn2real.optim import OptimizerSpec, SchedulerSpec
+from syn2real.progress import dann_lambda, progress
 from syn2real.registry import register_method
-from syn2real.schedules import AnnealedLR, dann_lambda, progress
-from syn2real.tasks import TaskEvaluation
-
-
-def domain_adversarial_loss(source_logits: Tensor, target_logits: Tensor) -> tuple[Tensor, Tensor]:
-    """BCE of the domain classifier (source = 1, target = 0) averaged over all samples/positions, and its accuracy."""
-    logits = torch.cat([source_logits.flatten(), target_logits.flatten()])
-    labels = torch.cat([torch.ones(source_logits.numel()), torch.zeros(target_logits.numel())]).to(logits)
-    loss = F.binary_cross_entropy_with_logits(logits, labels)
-    return loss, ((logits > 0).float() == labels).float().mean()
+from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
 @register_method
@@ -45,40 +36,28 @@ class DANN(TaskEvaluation):
     """Domain-adversarial training of a task network on labeled source + unlabeled target batches.
 
     Args:
-        arch: task network (see :func:`syn2real.networks.build_task_network`).
-        num_classes: output classes.
-        in_channels: image channels.
-        task: ``classification`` or ``segmentation``.
-        encoder: smp encoder (segmentation).
-        width: base width of the small networks.
-        pretrained: backbone weights (``None``, ``"imagenet-offline"``, a path).
+        network: the task network, G_y ∘ G_f (see :class:`~syn2real.tasks.TaskNetworkSpec`).
+        optimizer: the paper's SGD, μ_0 = 0.01, momentum 0.9.
+        scheduler: the paper's annealing μ_0 / (1 + α p)^β, α = 10, β = 0.75 (``annealed``).
         discriminator_hidden: hidden width of G_d (paper: 100 for digits, 1024 for Office).
         lambda_domain: weight w_d of the domain loss (paper: 1).
         gamma: γ of the λ_p schedule (paper: 10).
         lambda_max: scale of λ_p (1 = paper).
-        optimizer: ``sgd`` (paper: momentum 0.9) or ``adam``.
-        lr: μ_0 (paper: 0.01).
-        lr_alpha: α of the annealing (paper: 10).
-        lr_beta: β of the annealing (paper: 0.75).
-        momentum: SGD momentum.
-        weight_decay: weight decay.
         backbone_lr_scale: LR multiplier of G_f (0.1 for pretrained backbones, as tllib).
     """
 
-    def __init__(self, *, arch: str = "small_cnn", num_classes: int = 10, in_channels: int = 1,
-                 task: Task = "classification", encoder: str = "resnet18", width: int = 32,
-                 pretrained: str | None = None, discriminator_hidden: int = 1024, lambda_domain: float = 1.0,
-                 gamma: float = 10.0, lambda_max: float = 1.0, optimizer: Literal["sgd", "adam"] = "sgd",
-                 lr: float = 0.01, lr_alpha: float = 10.0, lr_beta: float = 0.75, momentum: float = 0.9,
-                 weight_decay: float = 1e-3, backbone_lr_scale: float = 1.0) -> None:
+    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(),
+                 optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
+                 scheduler: SchedulerSpec = SchedulerSpec(name="annealed", alpha=10.0, beta=0.75),
+                 discriminator_hidden: int = 1024, lambda_domain: float = 1.0, gamma: float = 10.0,
+                 lambda_max: float = 1.0, backbone_lr_scale: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.network: TaskNetwork = build_task_network(arch=arch, num_classes=num_classes, in_channels=in_channels,
-                                                       task=task, encoder=encoder, width=width,
-                                                       pretrained=pretrained)
+        spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
+        self.network: TaskNetwork = spec.build()
         self.discriminator = domain_discriminator(feature_dim=self.network.feature_dim,
-                                                  segmentation=task == "segmentation", hidden=discriminator_hidden)
-        self.setup_task_metrics(task, num_classes)
+                                                  segmentation=spec.task == "segmentation",
+                                                  hidden=discriminator_hidden)
 
     def adaptation_factor(self) -> float:
         """λ_p at the current step."""
@@ -106,16 +85,10 @@ class DANN(TaskEvaluation):
         return out["loss"]
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        lr = self.optimizer_spec.lr
         head = {id(p) for p in self.network.head_module.parameters()}
         groups = [{"params": [p for p in self.network.parameters() if id(p) not in head],
-                   "lr": hp.lr * hp.backbone_lr_scale},
+                   "lr": lr * self.hparams.backbone_lr_scale},
                   {"params": list(self.network.head_module.parameters()) + list(self.discriminator.parameters()),
-                   "lr": hp.lr}]
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, AnnealedLR(total, hp.lr_alpha, hp.lr_beta))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+                   "lr": lr}]
+        return self.configure_task_optimization(groups)

@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from refinement.adabn.module import target_batches
-from refinement.adabn.stats import bn_layers, reestimate_bn_stats
+from syn2real.bn_stats import bn_layers, reestimate_bn_stats, target_images
+from syn2real.data_api import PairedDomains, require_datamodule
 
 
 class AdaBNCallback(pl.Callback):
@@ -25,11 +25,15 @@ class AdaBNCallback(pl.Callback):
     def __init__(self, *, batch_size: int = 128) -> None:
         self.batch_size = batch_size
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage in ("fit", "validate", "test"):
+            require_datamodule(pl_module, PairedDomains, purpose="AdaBNCallback re-estimates BN statistics")
+
     def _swap_in(self, pl_module: pl.LightningModule) -> list[tuple[Tensor, Tensor, Tensor]]:
         layers = bn_layers(pl_module.task_model)
         saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
         with torch.inference_mode(False), torch.no_grad():
-            reestimate_bn_stats(pl_module.task_model, target_batches(pl_module, self.batch_size))
+            reestimate_bn_stats(pl_module.task_model, target_images(pl_module, self.batch_size))
         return saved
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -28,9 +27,10 @@ from syn2real.batch import DomainBatch
 from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
 from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
+from syn2real.optim import OptimizerSpec, SchedulerSpec
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
-from syn2real.schedules import LinearDecay
+from syn2real.specs import as_spec, plain_hparams
 
 
 @register_method
@@ -51,11 +51,8 @@ class CycleGAN(RefinerBase):
         lambda_cycle: λ of the cycle loss (paper: 10).
         lambda_identity: identity weight relative to λ_cycle (paper: 0.5).
         pool_size: image pool per direction (paper: 50).
-        lr: Adam learning rate (paper: 2e-4).
-        beta1: Adam β1 (paper: 0.5).
-        beta2: Adam β2 (paper: 0.999).
-        constant_epochs: epochs at the initial LR (paper: 100).
-        decay_epochs: epochs of linear decay to 0 (paper: 100).
+        optimizer: one for {G, F}, one for {D_S, D_T} (paper: Adam 2e-4, β (0.5, 0.999)).
+        scheduler: the paper's ``linear_decay``, stepped per epoch: 100 constant epochs, then 100 decaying to 0.
         ema_decay: EMA of the refiner's weights (e.g. 0.999); ``None`` = off (paper).
         fd_samples: images per side for ``val/fd_effnet`` / ``val/kid_effnet``.
         fd_image_size: input size of the feature network for the distances.
@@ -65,11 +62,15 @@ class CycleGAN(RefinerBase):
                  num_downsampling: int = 2, norm: Norm = "instance", disc_base_channels: int = 64,
                  disc_layers: int = 3, gan_mode: AdversarialMode = "lsgan", real_target: float = 1.0,
                  g_target: float = 1.0, lambda_cycle: float = 10.0, lambda_identity: float = 0.5,
-                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
-                 constant_epochs: int = 100, decay_epochs: int = 100, ema_decay: float | None = None,
-                 fd_samples: int = 500, fd_image_size: int = 224) -> None:
+                 pool_size: int = 50,
+                 optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)),
+                 scheduler: SchedulerSpec = SchedulerSpec(name="linear_decay", constant_epochs=100, decay_epochs=100),
+                 ema_decay: float | None = None, fd_samples: int = 500, fd_image_size: int = 224) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.optimizer_spec = as_spec(OptimizerSpec, optimizer)
+        self.scheduler_spec = as_spec(SchedulerSpec, scheduler)
+        plain_hparams(self)
         self.automatic_optimization = False
         gen = {"in_channels": in_channels, "out_channels": in_channels, "base_channels": base_channels,
                "num_blocks": num_blocks, "num_downsampling": num_downsampling, "norm": norm}
@@ -126,15 +127,19 @@ class CycleGAN(RefinerBase):
         self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False,
                       batch_size=len(a))
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.scheduler_spec.interval == "step":
+            for scheduler in self.lr_schedulers() or []:
+                scheduler.step()
+
     def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
+        if self.scheduler_spec.interval == "epoch":
+            for scheduler in self.lr_schedulers() or []:
+                scheduler.step()
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()], lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam([*self.disc_s.parameters(), *self.disc_t.parameters()], lr=hp.lr, betas=betas)
-        decay = LinearDecay(hp.constant_epochs, hp.decay_epochs)
-        return [opt_g, opt_d], [torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
-                                torch.optim.lr_scheduler.LambdaLR(opt_d, decay)]
+        opt_g = self.optimizer_spec.build([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()])
+        opt_d = self.optimizer_spec.build([*self.disc_s.parameters(), *self.disc_t.parameters()])
+        total = self.trainer.estimated_stepping_batches
+        schedulers = [s for o in (opt_g, opt_d) if (s := self.scheduler_spec.build(o, total_steps=total)) is not None]
+        return [opt_g, opt_d], schedulers

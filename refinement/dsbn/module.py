@@ -18,20 +18,19 @@ keep training the same network on its own confident target predictions (threshol
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from refinement.dsbn.norm import convert_to_dsbn
 from syn2real.batch import DomainBatch
-from syn2real.losses import check_finite, task_loss
-from syn2real.networks import Task, TaskNetwork, build_task_network
+from syn2real.losses import check_finite, domain_adversarial_loss, task_loss
 from syn2real.nn import domain_discriminator, grad_reverse, use_domain
+from syn2real.optim import OptimizerSpec, SchedulerSpec
+from syn2real.progress import dann_lambda, progress
 from syn2real.registry import register_method
-from syn2real.schedules import dann_lambda, progress
-from syn2real.tasks import TaskEvaluation
+from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 SOURCE, TARGET = 0, 1
 
@@ -53,40 +52,31 @@ class DSBN(TaskEvaluation):
     """Domain-specific BN branches (source 0, target 1), adversarial alignment, then target pseudo-labels.
 
     Args:
-        arch: task network (must contain BN layers).
-        num_classes: output classes.
-        in_channels: image channels.
-        task: ``classification`` (pseudo-labels need per-image labels).
-        encoder: smp encoder (unused for classification networks).
-        width: base width of the small networks.
-        pretrained: backbone weights.
+        network: the task network (must contain BN layers; classification, as pseudo-labels are per image).
+        optimizer: optimizer (Adam as the official code).
+        scheduler: LR schedule (none in the official code).
         discriminator_hidden: hidden width of the domain discriminator.
         lambda_adv: weight of the adversarial term (official code: 0.1).
         gamma: γ of the λ_p schedule (10).
         lambda_pseudo: weight of the pseudo-label term.
         pseudo_label_threshold: minimum softmax confidence of a target prediction to train on it.
         pseudo_label_start: training progress at which stage 2 (pseudo-labels) starts.
-        optimizer: ``adam`` (official code) or ``sgd``.
-        lr: learning rate.
-        weight_decay: weight decay.
     """
 
-    def __init__(self, *, arch: str = "small_cnn", num_classes: int = 10, in_channels: int = 1,
-                 task: Task = "classification", encoder: str = "resnet18", width: int = 32,
-                 pretrained: str | None = None, discriminator_hidden: int = 1024, lambda_adv: float = 0.1,
-                 gamma: float = 10.0, lambda_pseudo: float = 1.0, pseudo_label_threshold: float = 0.9,
-                 pseudo_label_start: float = 0.5, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 1e-3,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(),
+                 optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
+                 scheduler: SchedulerSpec = SchedulerSpec(name="none"), discriminator_hidden: int = 1024,
+                 lambda_adv: float = 0.1, gamma: float = 10.0, lambda_pseudo: float = 1.0,
+                 pseudo_label_threshold: float = 0.9, pseudo_label_start: float = 0.5) -> None:
         super().__init__()
-        if task != "classification":
-            raise ValueError("DSBN here supports classification (pseudo-labels are per image)")
         self.save_hyperparameters()
-        network = build_task_network(arch=arch, num_classes=num_classes, in_channels=in_channels, task=task,
-                                     encoder=encoder, width=width, pretrained=pretrained)
-        self.network: TaskNetwork = convert_to_dsbn(network, num_domains=2)  # type: ignore[assignment]
-        self.discriminator = domain_discriminator(feature_dim=network.feature_dim, segmentation=False,
+        spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
+        if spec.task != "classification":
+            raise ValueError("DSBN here supports classification (pseudo-labels are per image)")
+        plain = spec.build()
+        self.network: TaskNetwork = convert_to_dsbn(plain, num_domains=2)  # type: ignore[assignment]
+        self.discriminator = domain_discriminator(feature_dim=plain.feature_dim, segmentation=False,
                                                   hidden=discriminator_hidden)
-        self.setup_task_metrics(task, num_classes)
 
     @property
     def task_model(self) -> nn.Module:
@@ -101,8 +91,7 @@ class DSBN(TaskEvaluation):
             ft = self.network.forward_features(batch.target.images)
         loss_cls = task_loss(self.network.forward_head(fs), batch.source.labels)
         d = self.discriminator(grad_reverse(torch.cat([fs, ft]), dann_lambda(p, hp.gamma)))
-        labels = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d)
-        loss_adv = F.binary_cross_entropy_with_logits(d, labels)
+        loss_adv, _ = domain_adversarial_loss(d[: len(fs)], d[len(fs):])
         logits_t = self.network.forward_head(ft)
         confidence, pseudo = logits_t.detach().softmax(1).max(1)
         keep = confidence >= hp.pseudo_label_threshold
@@ -121,8 +110,4 @@ class DSBN(TaskEvaluation):
         return out["loss"]
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        params = list(self.network.parameters()) + list(self.discriminator.parameters())
-        if hp.optimizer == "adam":
-            return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        return self.configure_task_optimization([*self.network.parameters(), *self.discriminator.parameters()])

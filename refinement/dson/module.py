@@ -16,18 +16,19 @@ re-implementation (see ``methods/adaptation.md`` §1.4).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from refinement.dson.norm import convert_to_dson
 from syn2real.batch import Batch
+from syn2real.data_api import TrainingDomains, require_datamodule
 from syn2real.losses import check_finite, task_loss
-from syn2real.networks import Task, TaskNetwork, build_task_network
 from syn2real.nn import use_domain
+from syn2real.optim import OptimizerSpec, SchedulerSpec
 from syn2real.registry import register_method
-from syn2real.tasks import TaskEvaluation
+from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
 class DomainEnsemble(nn.Module):
@@ -50,44 +51,33 @@ class DSON(TaskEvaluation):
     """Domain-specific optimized normalization, trained on several labeled source domains.
 
     Args:
-        arch: task network (its ``BatchNorm2d`` layers are replaced).
-        num_classes: output classes.
-        in_channels: image channels.
-        task: ``classification`` or ``segmentation``.
-        encoder: smp encoder (segmentation).
-        width: base width of the small networks.
-        pretrained: backbone weights (their BN initialises every domain).
+        network: the task network (its ``BatchNorm2d`` layers are replaced; pretrained BN initialises every domain).
         num_domains: number of source domains; the data's domain ids must be ``0..num_domains-1``.
-        optimizer: ``adam`` or ``sgd``.
-        lr: learning rate.
-        weight_decay: weight decay.
-        scheduler: ``cosine`` or ``none``.
+        optimizer: optimizer.
+        scheduler: LR schedule.
     """
 
-    def __init__(self, *, arch: str = "small_cnn", num_classes: int = 10, in_channels: int = 1,
-                 task: Task = "classification", encoder: str = "resnet18", width: int = 32,
-                 pretrained: str | None = None, num_domains: int = 3, optimizer: Literal["adam", "sgd"] = "adam",
-                 lr: float = 1e-3, weight_decay: float = 0.0, scheduler: Literal["cosine", "none"] = "cosine") -> None:
+    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(), num_domains: int = 3,
+                 optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
+                 scheduler: SchedulerSpec = SchedulerSpec(name="cosine")) -> None:
         super().__init__()
         if num_domains < 2:
             raise ValueError(f"DSON needs at least two source domains (num_domains={num_domains}); with one "
                              "domain train a TaskModule, or split your synthetic data by simulator setting/stage")
         self.save_hyperparameters()
-        network = build_task_network(arch=arch, num_classes=num_classes, in_channels=in_channels, task=task,
-                                     encoder=encoder, width=width, pretrained=pretrained)
-        self.network: TaskNetwork = convert_to_dson(network, num_domains)  # type: ignore[assignment]
-        self.setup_task_metrics(task, num_classes)
+        spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
+        self.network: TaskNetwork = convert_to_dson(spec.build(), num_domains)  # type: ignore[assignment]
 
     @property
     def task_model(self) -> nn.Module:
         return DomainEnsemble(self.network, self.hparams.num_domains)
 
-    def on_fit_start(self) -> None:
-        """Refuse data with fewer domains than configured, before the first step."""
-        sets = getattr(self.trainer.datamodule, "train_sets", None)
-        if not sets:
+    def setup(self, stage: str) -> None:
+        """Refuse data with other domain ids than configured, before the first step."""
+        if stage != "fit":
             return
-        found = sorted({ds[0].domain for ds in sets})
+        datamodule = require_datamodule(self, TrainingDomains, purpose="each source domain trains its own branch")
+        found = datamodule.training_domain_ids()
         if found != list(range(self.hparams.num_domains)):
             raise ValueError(f"DSON was configured for domains 0..{self.hparams.num_domains - 1} but the training "
                              f"sources have domain ids {found}: give each source its own `domain` (0, 1, ...) and "
@@ -108,13 +98,4 @@ class DSON(TaskEvaluation):
         return loss
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        if hp.optimizer == "adam":
-            opt = torch.optim.AdamW(self.network.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.SGD(self.network.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
-        if hp.scheduler == "none":
-            return opt
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.configure_task_optimization(self.network.parameters())

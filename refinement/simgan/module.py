@@ -29,9 +29,11 @@ from refinement.simgan.networks import Refiner
 from syn2real.batch import DomainBatch
 from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
 from syn2real.nn import ImagePool, LocalDiscriminator
+from syn2real.optim import OptimizerSpec
 from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_imagenet
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
+from syn2real.specs import as_spec, plain_hparams
 
 Psi = Literal["identity", "mean", "features"]
 
@@ -74,8 +76,7 @@ class SimGAN(RefinerBase):
         refiner_pretrain_steps: self-regularization-only refiner updates first (paper: 1000).
         disc_pretrain_steps: discriminator updates before alternating (paper: 200).
         history_capacity: images in the history buffer.
-        optimizer: ``sgd`` (paper) or ``adam``.
-        lr: learning rate (paper: 1e-3).
+        optimizer: one for R, one for D (paper: plain SGD, 1e-3).
         ema_decay: EMA of the refiner weights used by ``refine()``; ``None`` = off.
         fd_samples: images per side for ``val/fd_effnet``.
         fd_image_size: input size of the feature network for the distances.
@@ -86,12 +87,15 @@ class SimGAN(RefinerBase):
                  psi: Psi = "identity", gan_mode: AdversarialMode = "vanilla", real_target: float = 1.0,
                  g_target: float = 1.0, k_g: int = 2, k_d: int = 1, refiner_pretrain_steps: int = 1000,
                  disc_pretrain_steps: int = 200, history_capacity: int = 25600,
-                 optimizer: Literal["sgd", "adam"] = "sgd", lr: float = 1e-3, ema_decay: float | None = None,
+                 optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=1e-3, momentum=0.0),
+                 ema_decay: float | None = None,
                  fd_samples: int = 500, fd_image_size: int = 224) -> None:
         super().__init__()
         if k_g < 1 or k_d < 1:
             raise ValueError(f"k_g and k_d must be at least 1, got {k_g}, {k_d}")
         self.save_hyperparameters()
+        self.optimizer_spec = as_spec(OptimizerSpec, optimizer)
+        plain_hparams(self)
         self.automatic_optimization = False
         self.refiner = Refiner(in_channels=in_channels, width=width, num_blocks=num_blocks, kernel=kernel)
         self.discriminator = LocalDiscriminator(in_channels=in_channels, widths=tuple(disc_widths))
@@ -164,7 +168,5 @@ class SimGAN(RefinerBase):
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(x))
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        make = (lambda p: torch.optim.SGD(p, lr=hp.lr)) if hp.optimizer == "sgd" else \
-            (lambda p: torch.optim.Adam(p, lr=hp.lr))
-        return [make(self.refiner.parameters()), make(self.discriminator.parameters())]
+        return [self.optimizer_spec.build(self.refiner.parameters()),
+                self.optimizer_spec.build(self.discriminator.parameters())]

@@ -8,10 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from adaptation.dann import DANN
-from adaptation.dann.module import domain_adversarial_loss
-from datamodules.modules import RandomDomainPairDataModule
+from datamodules.data_modules import RandomDomainPairDataModule
 from syn2real.batch import Batch, DomainBatch
-from syn2real.schedules import annealed_lr_factor, dann_lambda
+from syn2real.losses import domain_adversarial_loss
+from syn2real.optim import OptimizerSpec
+from syn2real.progress import annealed_lr_factor, dann_lambda
+from syn2real.tasks import TaskNetworkSpec
 
 
 def test_domain_loss_matches_hand_computed_bce() -> None:
@@ -34,7 +36,8 @@ def _batch(seed: int = 0) -> DomainBatch:
 
 def test_features_get_the_reversed_scaled_domain_gradient() -> None:
     torch.manual_seed(0)
-    model = DANN(width=4, num_classes=3, discriminator_hidden=8).eval()  # eval: no dropout, fixed BN
+    # eval: no dropout, fixed BN
+    model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8).eval()
     batch = _batch()
     images = torch.cat([batch.source.images, batch.target.images])
     features = model.network.forward_features(images).detach().requires_grad_(True)
@@ -50,13 +53,14 @@ def test_features_get_the_reversed_scaled_domain_gradient() -> None:
 
 def test_total_loss_is_classification_plus_weighted_domain_loss() -> None:
     torch.manual_seed(0)
-    model = DANN(width=4, num_classes=3, discriminator_hidden=8, lambda_domain=0.3).eval()
+    model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8, lambda_domain=0.3).eval()
     out = model.losses(_batch(), lam=0.5)
     torch.testing.assert_close(out["loss"], out["loss_cls"] + 0.3 * out["loss_domain"])
 
 
 def test_schedules_follow_training_progress(tmp_path: Path) -> None:
-    model = DANN(width=4, num_classes=3, discriminator_hidden=8, lr=0.01)
+    model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8,
+                 optimizer=OptimizerSpec(name="sgd", lr=0.01))
     trainer = pl.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                          default_root_dir=tmp_path)
@@ -73,7 +77,8 @@ def test_schedules_follow_training_progress(tmp_path: Path) -> None:
 
 
 def test_segmentation_variant_classifies_every_position() -> None:
-    model = DANN(arch="small_fcn", task="segmentation", width=4, num_classes=3, discriminator_hidden=8)
+    model = DANN(network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
+                 discriminator_hidden=8)
     batch = DomainBatch(source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
                         target=Batch(images=torch.rand(2, 1, 16, 16)))
     features = model.network.forward_features(batch.source.images)

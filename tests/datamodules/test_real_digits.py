@@ -21,7 +21,7 @@ def test_split_is_fixed() -> None:
 
 
 def test_splits_are_stratified() -> None:
-    counts = np.bincount(RealDigits("test").targets.numpy(), minlength=10)
+    counts = np.bincount(RealDigits("test").label_tensor.numpy(), minlength=10)
     assert counts.min() >= 48 and counts.max() <= 52
 
 
@@ -35,4 +35,4 @@ def test_images_follow_the_data_contract() -> None:
 
 def test_pool_can_drop_labels() -> None:
     assert RealDigits("pool", use_labels=False)[0].label is None
-    assert isinstance(RealDigits("pool")[0].label, torch.Tensor)
+    assert isinstance(RealDigits("pool", use_labels=True)[0].label, torch.Tensor)

@@ -7,10 +7,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from datamodules.modules import RandomDataModule, RandomDomainPairDataModule
-from refinement.adabn import AdaBN, AdaBNCallback, reestimate_bn_stats
-from syn2real.adapt_bn import adapt_checkpoint
-from syn2real.tasks import TaskModule
+from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
+from refinement.adabn import AdaBN, AdaBNCallback
+from syn2real.bn_stats import reestimate_bn_stats
+from syn2real.cli.adapt_bn import adapt_checkpoint
+from syn2real.tasks import TaskModule, TaskNetworkSpec
 from tests.conftest import make_samples, tree_digest, write_dataset
 
 
@@ -57,7 +58,7 @@ def test_no_images_leaves_the_statistics_alone() -> None:
 
 
 def test_adabn_module_evaluates_with_target_statistics(tmp_path: Path) -> None:
-    model = AdaBN(width=4, num_classes=3, stats_batch_size=4)
+    model = AdaBN(network=TaskNetworkSpec(width=4, num_classes=3), stats_batch_size=4)
     dm = RandomDomainPairDataModule(num_classes=3, batch_size=4)
     _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1).fit(model, dm)
     source_stats = model.network.features[0][1].running_mean
@@ -76,7 +77,7 @@ def test_callback_restores_source_statistics_after_validation(tmp_path: Path) ->
         def training_step(self, batch, batch_idx):
             return super().training_step(batch.source, batch_idx)
 
-    model = SourceTask(width=4, num_classes=3)
+    model = SourceTask(network=TaskNetworkSpec(width=4, num_classes=3))
     dm = RandomDomainPairDataModule(num_classes=3, batch_size=4)
 
     class Probe(pl.Callback):
@@ -92,7 +93,7 @@ def test_callback_restores_source_statistics_after_validation(tmp_path: Path) ->
 
 
 def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
-    model = TaskModule(width=4, num_classes=3)
+    model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
     trainer = _trainer(tmp_path, max_steps=1)
     trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
     ckpt = tmp_path / "model.ckpt"
@@ -101,7 +102,7 @@ def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
     before = tree_digest(data)
     record = adapt_checkpoint(ckpt, str(data), tmp_path / "adapted.ckpt", batch_size=4)
     assert record["images"] == 8 and tree_digest(data) == before
-    adapted = TaskModule(width=4, num_classes=3, init_from=str(tmp_path / "adapted.ckpt"))
+    adapted = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3), init_from=str(tmp_path / "adapted.ckpt"))
     assert torch.equal(adapted.network.features[0][0].weight, model.network.features[0][0].weight)
     assert not torch.allclose(adapted.network.features[0][1].running_mean, model.network.features[0][1].running_mean)
     with pytest.raises(FileExistsError):
@@ -109,7 +110,7 @@ def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
 
 
 def test_adapt_bn_refuses_other_channel_counts_and_writes_nothing(tmp_path: Path) -> None:
-    model = TaskModule(width=4, num_classes=3, in_channels=1)
+    model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3, in_channels=1))
     trainer = _trainer(tmp_path, max_steps=1)
     trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
     trainer.save_checkpoint(tmp_path / "model.ckpt")

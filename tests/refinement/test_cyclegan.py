@@ -6,10 +6,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from datamodules.modules import DomainPairDataModule
+from datamodules.data_modules import DomainPairDataModule
 from datamodules.sources import RandomSource
 from refinement.cyclegan import CycleGAN
 from syn2real.losses import NonFiniteLossError
+from syn2real.optim import SchedulerSpec
 
 TINY = {"in_channels": 1, "base_channels": 4, "num_blocks": 1, "disc_base_channels": 4, "disc_layers": 1,
         "pool_size": 3, "fd_samples": 4, "fd_image_size": 32}
@@ -63,7 +64,8 @@ def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> No
 
 
 def test_checkpoint_restores_pools_ema_and_schedulers(tmp_path: Path) -> None:
-    model = CycleGAN(**TINY, ema_decay=0.9, constant_epochs=1, decay_epochs=2)
+    model = CycleGAN(**TINY, ema_decay=0.9, scheduler=SchedulerSpec(name="linear_decay", constant_epochs=1,
+                                                                         decay_epochs=2))
     trainer = _trainer(tmp_path, 2)
     trainer.fit(model, _data(shuffle=True))
     trainer.save_checkpoint(tmp_path / "m.ckpt")

@@ -7,6 +7,7 @@ from torch import nn
 from refinement.dsbn import DSBN, DomainSpecificBatchNorm, convert_to_dsbn
 from syn2real.batch import Batch, DomainBatch
 from syn2real.nn import use_domain
+from syn2real.tasks import TaskNetworkSpec
 
 
 def _net() -> nn.Module:
@@ -40,7 +41,7 @@ def test_unknown_domain_and_bn_free_models_are_refused() -> None:
 
 def test_training_step_uses_both_branches_and_pseudo_labels() -> None:
     torch.manual_seed(0)
-    model = DSBN(width=4, num_classes=3, discriminator_hidden=8, pseudo_label_threshold=0.0)
+    model = DSBN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8, pseudo_label_threshold=0.0)
     batch = DomainBatch(source=Batch(images=torch.rand(4, 1, 32, 32), labels=torch.tensor([0, 1, 2, 0])),
                         target=Batch(images=torch.rand(4, 1, 32, 32) + 0.5))
     out = model.losses(batch, p=0.9)

@@ -7,10 +7,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from datamodules.modules import TaskDataModule
+from datamodules.data_modules import TaskDataModule
 from datamodules.sources import RandomSource
 from refinement.dson import DSON, DomainSpecificOptimizedNorm2d
 from syn2real.nn import use_domain
+from syn2real.tasks import TaskNetworkSpec
 
 
 def _layer(num_domains: int = 2) -> DomainSpecificOptimizedNorm2d:
@@ -57,12 +58,12 @@ def test_dson_needs_several_domains(tmp_path: Path) -> None:
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     with pytest.raises(ValueError, match=r"domain ids \[0\]"):
-        trainer.fit(DSON(width=4, num_classes=3, num_domains=2), dm)
+        trainer.fit(DSON(network=TaskNetworkSpec(width=4, num_classes=3), num_domains=2), dm)
 
 
 def test_unseen_domain_inference_averages_the_branch_softmaxes() -> None:
     torch.manual_seed(0)
-    model = DSON(width=4, num_classes=3, num_domains=2).eval()
+    model = DSON(network=TaskNetworkSpec(width=4, num_classes=3), num_domains=2).eval()
     with torch.no_grad():
         model.network.features[0][1].weight[1] += 1.0  # make the branches differ
         x = torch.rand(2, 1, 32, 32)

@@ -6,7 +6,7 @@ from torch import nn
 
 from syn2real.losses import discriminator_loss, generator_loss
 from syn2real.nn import ImagePool, LocalDiscriminator, PatchDiscriminator, ResnetGenerator
-from syn2real.schedules import LinearDecay
+from syn2real.progress import LinearDecay
 
 REAL, FAKE = torch.tensor([1.0, 0.5]), torch.tensor([0.0, 1.0])
 

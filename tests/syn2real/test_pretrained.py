@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from syn2real.networks import TimmClassifier
 from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_imagenet, map_by_position
+from syn2real.tasks.networks import TimmClassifier
 
 EGYPTIAN_CAT, TABBY, TIGER_CAT, ESPRESSO = 285, 281, 282, 967
 

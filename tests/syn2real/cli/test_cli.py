@@ -14,7 +14,7 @@ from syn2real.cli import cli_main, main
 from syn2real.registry import list_methods
 from tests.conftest import tree_digest
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[3]
 CONFIGS = REPO / "configs"
 SMOKE = ["task", *list_methods()]  # "task" = the supervised TaskModule (source-only, oracle, fine-tuning)
 
@@ -50,7 +50,7 @@ def test_every_data_config_instantiates(path: Path) -> None:
 
 def test_unknown_config_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = yaml.safe_load((CONFIGS / "smoke" / "task.yaml").read_text())
-    cfg["model"]["init_args"]["learning_rat"] = 0.1
+    cfg["model"]["init_args"]["learning_rat"] = 0.1  # a typo of a real key
     path = tmp_path / "typo.yaml"
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(SystemExit) as exit_:
@@ -100,7 +100,7 @@ def test_tour_simulate_then_fit_on_the_folder(tmp_path: Path) -> None:
         main(["simulate", "--out", str(tmp_path / "sim" / "stage_000"), "--num-samples", "32"])
     cli_main(["fit", "--config", str(CONFIGS / "smoke" / "task.yaml"), "--data", str(CONFIGS / "data" /
               "simulated_folder.yaml"), f"--data.train.init_args.root={tmp_path / 'sim'}", "--data.batch_size=8",
-              "--model.num_classes=10", "--trainer.fast_dev_run=false", "--trainer.max_epochs=1",
+              "--model.network.num_classes=10", "--trainer.fast_dev_run=false", "--trainer.max_epochs=1",
               "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
               "--trainer.logger=pytorch_lightning.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}"])
     assert "test/target_acc" in json.loads(next(tmp_path.rglob("results.json")).read_text())["metrics"]

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from syn2real.runs import CellResult, mean_std, write_runs_csv
+from syn2real.bench.runs import CellResult, mean_std, write_runs_csv
 
 
 def curves(results: list[CellResult], budgets: list[int], metric: str) -> dict[str, dict[int, list[float]]]:

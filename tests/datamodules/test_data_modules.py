@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datamodules.modules import DomainPairDataModule, TaskDataModule
+from datamodules.data_modules import DomainPairDataModule, TaskDataModule
 from datamodules.sources import RandomSource, RealDigitsSource
 from datamodules.transforms import SampleTransform
 from syn2real.batch import IGNORE_INDEX, Batch, DomainBatch, Sample

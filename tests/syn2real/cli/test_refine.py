@@ -9,13 +9,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
 from datamodules.errors import DatasetError
 from datamodules.format import Syn2RealDataset
-from datamodules.modules import RandomDataModule, RandomDomainPairDataModule
 from refinement.cyclegan import CycleGAN
 from syn2real.cli import main
-from syn2real.refine import refine_dataset
-from syn2real.tasks import TaskModule
+from syn2real.export import refine_dataset
+from syn2real.tasks import TaskModule, TaskNetworkSpec
 from tests.conftest import make_samples, tree_digest, write_dataset
 
 
@@ -60,8 +60,8 @@ def test_refusals_write_nothing(refiner_ckpt: Path, tmp_path: Path) -> None:
     rgb = write_dataset(tmp_path / "rgb", make_samples(2, size=16, channels=3), size=16, channels=3)
     with pytest.raises(DatasetError, match="3-channel images; the refiner was trained on 1-channel"):
         refine_dataset(refiner_ckpt, rgb, tmp_path / "out2")
-    task_ckpt = _fit(TaskModule(width=4, num_classes=3), RandomDataModule(num_classes=3, size=16, batch_size=4),
-                     tmp_path / "task.ckpt")
+    task = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
+    task_ckpt = _fit(task, RandomDataModule(num_classes=3, size=16, batch_size=4), tmp_path / "task.ckpt")
     ok = write_dataset(tmp_path / "ok", make_samples(2, size=16), size=16)
     with pytest.raises(ValueError, match="not a refiner checkpoint"):
         refine_dataset(task_ckpt, ok, tmp_path / "out3")

@@ -7,6 +7,7 @@ statistics) that ``syn2real test --ckpt_path`` and ``TaskModule(init_from=...)``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -19,13 +20,12 @@ from datamodules.errors import DatasetError
 from datamodules.format import read_info
 from datamodules.sources import ImageFolderSource, RealDigitsSource, Source, Syn2RealSource, UnlabeledFolderSource
 from datamodules.stages import select_stages
-from refinement.adabn import bn_layers, reestimate_bn_stats
 from syn2real.batch import collate
-from syn2real.networks import build_task_network
-from syn2real.tasks import task_state_prefix
+from syn2real.bn_stats import bn_layers, reestimate_bn_stats
+from syn2real.specs import as_spec
+from syn2real.tasks import TaskNetworkSpec, task_state_prefix
 
 BUILTIN_POOL = "digits-real-pool"
-NETWORK_KEYS = ("arch", "num_classes", "in_channels", "task", "encoder", "width")
 
 
 def _source_for(data: str, channels: int, size: tuple[int, int] | None) -> Source:
@@ -59,9 +59,10 @@ def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128,
         raise FileNotFoundError(f"checkpoint {ckpt} not found")
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     hparams = checkpoint.get("hyper_parameters", {})
-    if "state_dict" not in checkpoint or "arch" not in hparams:
-        raise ValueError(f"{ckpt} is not a syn2real task checkpoint (no state_dict / no task-network hparams)")
-    network = build_task_network(**{k: hparams[k] for k in NETWORK_KEYS if k in hparams})
+    if "state_dict" not in checkpoint or "network" not in hparams:
+        raise ValueError(f"{ckpt} is not a syn2real task checkpoint (no state_dict / no `network` hyperparameter)")
+    spec = as_spec(TaskNetworkSpec, hparams["network"])
+    network = dataclasses.replace(spec, pretrained=None).build()  # the checkpoint's weights replace any
     prefix = task_state_prefix(checkpoint["state_dict"], network)
     if prefix is None:
         raise ValueError(f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics "
@@ -70,8 +71,8 @@ def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128,
     network.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
                              and k[len(prefix):] in network.state_dict()})
     if not bn_layers(network):
-        raise ValueError(f"the network in {ckpt} ({hparams['arch']}) has no BatchNorm layers: nothing to adapt")
-    dataset = _source_for(data, int(hparams.get("in_channels", 3)), size).load()
+        raise ValueError(f"the network in {ckpt} ({spec.arch}) has no BatchNorm layers: nothing to adapt")
+    dataset = _source_for(data, spec.in_channels, size).load()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
                                          drop_last=len(dataset) >= batch_size,
                                          generator=torch.Generator().manual_seed(0))

@@ -1,13 +1,8 @@
-"""The ``syn2real`` console script: the composition root (the only core module importing the method families).
-
-``syn2real fit|validate|test|predict`` run LightningCLI (subclass mode for model and data); ``simulate`` and
-``list`` are plain commands (:mod:`syn2real.commands`).
-"""
+"""``syn2real fit|validate|test|predict``: LightningCLI in subclass mode for model and data, with syn2real defaults."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,14 +10,11 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.cli import ArgsType, LightningCLI
 
-import adaptation  # noqa: F401  (registers methods; lets --model=DANN resolve)
 import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
-import generalization  # noqa: F401
-import refinement  # noqa: F401
-import syn2real.tasks  # noqa: F401
 from syn2real import __version__
+from syn2real.cli.methods import import_methods
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+import_methods()  # registers every method; lets --model=DANN resolve
 
 
 class Syn2RealCLI(LightningCLI):
@@ -74,37 +66,3 @@ def cli_main(args: ArgsType = None, *, run: bool = True) -> Syn2RealCLI:
         args=args,
         run=run,
     )
-
-
-USAGE = """usage: syn2real <command> [options]
-
-commands:
-  fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
-  simulate                          render the built-in digits simulator into a syn2real dataset
-  refine                            export a refined dataset: syn2real refine --ckpt C --data D --out O
-  adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
-  list                              registered methods and runnable experiment configs
-  bench zoo | schedules             leaderboard of every method / hybrid vs pretrain-finetune over budgets
-
-`syn2real <command> --help` describes each command's options.
-"""
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``syn2real`` console script."""
-    from syn2real import commands
-
-    from_shell = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
-        return
-    if argv[0] in ("-V", "--version"):
-        sys.stdout.write(f"syn2real {__version__}\n")
-        return
-    if argv[0] in commands.COMMANDS:
-        sys.exit(commands.COMMANDS[argv[0]](argv[1:]))
-    if argv[0] not in LIGHTNING_COMMANDS:
-        sys.stderr.write(f"syn2real: unknown command {argv[0]!r}\n\n{USAGE}")
-        sys.exit(2)
-    cli_main(None if from_shell else argv)  # LightningCLI reads sys.argv itself when run from the shell

@@ -1,4 +1,4 @@
-"""``syn2real refine``: run a trained refiner over a syn2real dataset and write the refined dataset.
+"""Export a refined dataset: run a trained refiner over a syn2real dataset (``syn2real refine`` calls this).
 
 Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change.
 The output streams to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to
@@ -7,7 +7,6 @@ redo), and ``producer`` records the refiner, its checkpoint and the parent datas
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import time
@@ -85,27 +84,3 @@ def refine_dataset(ckpt: Path, data: Path, out: Path, *, stage: str = "latest", 
             bar.advance(task, len(batch))
     seconds = time.perf_counter() - started
     return {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
-
-
-def refine_command(argv: list[str]) -> int:
-    """``syn2real refine --ckpt CKPT --data DATASET --out DIR``."""
-    parser = argparse.ArgumentParser(prog="syn2real refine", description="Export a refined syn2real dataset: "
-                                     "every image through the refiner; labels, masks, depth and ids unchanged.")
-    parser.add_argument("--ckpt", type=Path, required=True, help="refiner checkpoint (CycleGAN, SimGAN...)")
-    parser.add_argument("--data", type=Path, required=True, help="syn2real dataset or run folder of stages")
-    parser.add_argument("--out", type=Path, required=True, help="refined dataset folder to create")
-    parser.add_argument("--stage", default="latest", help="stage of a run folder: latest | best | <index>")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-    args = parser.parse_args(argv)
-    console = Console(stderr=True)
-    try:
-        result = refine_dataset(args.ckpt, args.data, args.out, stage=args.stage, batch_size=args.batch_size,
-                                device=args.device, overwrite=args.overwrite, console=console)
-    except (DatasetError, FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        return 2
-    console.print(f"refined {result['images']} images in {result['seconds']:.1f} s "
-                  f"({result['images_per_s']:.0f} images/s) -> {result['out']}")
-    return 0

@@ -1,30 +1,21 @@
-"""Plain ``syn2real`` commands beside LightningCLI: ``simulate`` and ``list``."""
+"""``syn2real simulate``: render the built-in digits simulator into a syn2real (stage) dataset."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo
 from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig, config_record
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
-from syn2real.adapt_bn import adapt_bn_command
 from syn2real.batch import Sample
-from syn2real.bench import bench_command
-from syn2real.refine import refine_command
-from syn2real.registry import family_of, get_method, list_methods
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
 
 
 def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
@@ -46,7 +37,7 @@ def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
         raise DatasetError(path, str(err), "fix the value") from None
 
 
-def simulate(argv: list[str]) -> int:
+def simulate_command(argv: list[str]) -> int:
     """``syn2real simulate``: render digits into a syn2real (stage) dataset."""
     parser = argparse.ArgumentParser(prog="syn2real simulate", description="Render the built-in digits simulator "
                                      "into a syn2real dataset folder (images, labels, masks, depth, ψ per sample).")
@@ -87,32 +78,3 @@ def simulate(argv: list[str]) -> int:
             bar.advance(task, len(idx))
     console.print(f"wrote {args.num_samples} samples to {args.out}")
     return 0
-
-
-def list_command(argv: list[str]) -> int:
-    """``syn2real list``: registered methods and the runnable experiment configs."""
-    argparse.ArgumentParser(prog="syn2real list", description="List methods and experiment configs.").parse_args(argv)
-    console = Console()
-    table = Table(title=f"syn2real {__version__}: methods")
-    for col in ("method", "family", "class", "model config", "experiments"):
-        table.add_column(col)
-    for name in list_methods():
-        cls = get_method(name)
-        model_cfg = CONFIGS / "model" / f"{name}.yaml"
-        experiments = sorted(p.name for p in (CONFIGS / "experiments").glob(f"{name}__*.yaml"))
-        table.add_row(name, family_of(name), f"{cls.__module__}.{cls.__qualname__}",
-                      str(model_cfg.relative_to(REPO)) if model_cfg.is_file() else "-", ", ".join(experiments) or "-")
-    if not list_methods():
-        table.add_row("(none yet)", "", "", "", "")
-    console.print(table)
-    baselines = Table(title="experiments (syn2real fit --config <path>)")
-    baselines.add_column("config")
-    for p in sorted((CONFIGS / "experiments").glob("*.yaml")):
-        baselines.add_row(str(p.relative_to(REPO)))
-    console.print(baselines)
-    return 0
-
-
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"simulate": simulate, "list": list_command,
-                                                   "adapt-bn": adapt_bn_command, "bench": bench_command,
-                                                   "refine": refine_command}

@@ -10,17 +10,20 @@ import pytest
 import yaml
 from PIL import Image
 
-from syn2real.bench import zoo_command
+from syn2real.bench.zoo import zoo_command
 
-SMOKE = Path(__file__).parents[1] / "configs" / "smoke"
+CONFIGS = Path(__file__).parents[3] / "configs"
 
 
 def _tiny(name: str, folder: Path, **model_args: object) -> None:
-    cfg = yaml.safe_load((SMOKE / "task.yaml").read_text())
+    """A tiny experiment ``<name>__tiny.yaml`` in ``folder/experiments`` (``folder`` is then a configs folder)."""
+    cfg = yaml.safe_load((CONFIGS / "smoke" / "task.yaml").read_text())
+    cfg["trainer"] = yaml.safe_load((CONFIGS / "trainer" / "smoke.yaml").read_text())
     cfg["trainer"].update({"fast_dev_run": False, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1,
                            "limit_test_batches": 1, "enable_checkpointing": False})
     cfg["model"]["init_args"].update(model_args)
-    (folder / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg))
+    (folder / "experiments").mkdir(parents=True, exist_ok=True)
+    (folder / "experiments" / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg))
 
 
 @pytest.mark.timeout(300)
@@ -28,7 +31,7 @@ def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     configs.mkdir()
     _tiny("source_only", configs)
-    _tiny("broken", configs, arch="no_such_network")
+    _tiny("broken", configs, network={"arch": "no_such_network", "num_classes": 3})
     out = tmp_path / "zoo"
     argv = ["--benchmark", "tiny", "--seeds", "3", "--configs", str(configs), "--out", str(out), "--jobs", "2"]
     assert zoo_command(argv) == 1  # one experiment fails: exit status says so
@@ -68,7 +71,7 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Pa
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("syn2real.bench.run_cells", interrupt)
+    monkeypatch.setattr("syn2real.bench.zoo.run_cells", interrupt)
     assert zoo_command(["--benchmark", "tiny", "--seeds", "0", "1", "--configs", str(configs),
                         "--out", str(out)]) == 130
     message = " ".join(capsys.readouterr().err.split())
@@ -77,8 +80,8 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Pa
 
 
 def test_leaderboard_ranks_by_accuracy_and_gives_refiners_their_distance(tmp_path: Path) -> None:
-    from syn2real.bench import leaderboard, write_tables
-    from syn2real.runs import CellResult
+    from syn2real.bench.runs import CellResult
+    from syn2real.bench.zoo import leaderboard, write_tables
 
     results = [CellResult("source_only", s, "ok", {"test/target_acc": a}, 10.0, False, tags={"family": "baseline"})
                for s, a in [(0, 0.6), (1, 0.8)]]

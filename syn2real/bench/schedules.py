@@ -1,6 +1,6 @@
 """``syn2real bench schedules``: hybrid vs pretrain-then-fine-tune over real-label budgets.
 
-Schedules (each cell a real ``syn2real fit`` run of ``TaskModule``; see :mod:`syn2real.runs`):
+Schedules (each cell a real ``syn2real fit`` run of ``TaskModule``; see :mod:`syn2real.bench.runs`):
 
 - ``synthetic_only``: train on the synthetic (or refined) data alone; also the pretraining of ``pretrain_finetune``
   and the budget-0 point of every schedule that uses synthetic data;
@@ -16,6 +16,7 @@ Budgets are seeded, class-stratified subsets of the labeled real pool, nested ac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,10 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from syn2real.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
-from syn2real.schedules_report import write_schedule_tables
-
-SCHEDULES = ("synthetic_only", "real_only", "hybrid", "pretrain_finetune")
-DIGITS_POOL = {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": "pool", "use_labels": True}}
+from syn2real.bench.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
+from syn2real.bench.schedules_config import SCHEDULES, SchedulesConfig, load_schedules_config
+from syn2real.bench.schedules_report import write_schedule_tables
+from syn2real.cli.configs import configs_dir
 
 
 def _real(split: str, folder: str | None, channels: int, size: int) -> dict[str, Any]:
@@ -39,31 +39,30 @@ def _real(split: str, folder: str | None, channels: int, size: int) -> dict[str,
 
 
 class Plan:
-    """The cells of one schedules benchmark, built from the command-line flags."""
+    """The cells of one schedules benchmark, built from its :class:`SchedulesConfig`."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.out: Path = args.out
-        c, s = args.channels, args.size
-        self.synthetic = ({"class_path": "datamodules.Syn2RealSource", "init_args": {"root": args.synthetic}}
-                          if args.synthetic else
+    def __init__(self, config: SchedulesConfig) -> None:
+        self.config = config
+        self.out: Path = config.out
+        c, s = config.network.in_channels, config.size
+        self.synthetic = ({"class_path": "datamodules.Syn2RealSource", "init_args": {"root": config.synthetic}}
+                          if config.synthetic else
                           {"class_path": "datamodules.DigitsSimulatorSource",
-                           "init_args": {"num_samples": args.synthetic_samples, "seed": 0}})
-        self.pool = _real("pool", args.real_train, c, s)
-        self.val, self.test = _real("val", args.real_val, c, s), _real("test", args.real_test, c, s)
+                           "init_args": {"num_samples": config.synthetic_samples, "seed": 0}})
+        self.pool = _real("pool", config.real_train, c, s)
+        self.val, self.test = _real("val", config.real_val, c, s), _real("test", config.real_test, c, s)
 
     def _config(self, train: list[dict[str, Any]], proportions: list[float] | None, steps: int, batch: int,
                 model: dict[str, Any]) -> dict[str, Any]:
-        a = self.args
+        a = self.config
+        optimizer = {"name": "adamw", "lr": model.pop("lr", a.lr), "weight_decay": a.weight_decay}
         return {
             "trainer": {"accelerator": a.accelerator, "devices": 1, "max_steps": steps, "max_epochs": -1,
                         "num_sanity_val_steps": 0,
                         "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                                        "init_args": {"save_last": True, "save_top_k": 0}}]},
             "model": {"class_path": "syn2real.tasks.TaskModule",
-                      "init_args": {"arch": a.arch, "width": a.width, "num_classes": a.num_classes,
-                                    "in_channels": a.channels,
-                                    "lr": a.lr, "weight_decay": 1e-4, **model}},
+                      "init_args": {"network": dataclasses.asdict(a.network), "optimizer": optimizer, **model}},
             "data": {"class_path": "datamodules.TaskDataModule",
                      "init_args": {"train": train, "proportions": proportions, "val": self.val, "test": self.test,
                                    "batch_size": batch, "epoch_size": steps * batch, "augment": a.augment}},
@@ -86,14 +85,14 @@ class Plan:
                     tags={"schedule": label, "budget": budget, "real_fraction": fraction})
 
     def pretrain(self, seed: int) -> Cell:
-        a = self.args
+        a = self.config
         if a.pretrain_config:
             return self._cell("synthetic_only", seed, 0, None, ["--config", str(a.pretrain_config)])
         return self._cell("synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps,
                                                                   a.batch_size, {}))
 
     def cells(self, seed: int, budget: int, pretrained: Cell) -> list[Cell]:
-        a, out = self.args, []
+        a, out = self.config, []
         real = self._budget(budget, seed)
         if "real_only" in a.schedules:
             out.append(self._cell("real_only", seed, budget, self._config([real], None, a.finetune_steps,
@@ -112,7 +111,7 @@ class Plan:
 
     def all_cells(self) -> tuple[list[Cell], dict[int, int]]:
         """Every cell of every seed, and which cell each fine-tune waits for (its seed's pretraining)."""
-        a = self.args
+        a = self.config
         cells: list[Cell] = []
         after: dict[int, int] = {}
         needs_pretrain = bool({"synthetic_only", "pretrain_finetune"} & set(a.schedules)) or 0 in a.budgets
@@ -128,72 +127,81 @@ class Plan:
         return cells, after
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """Everything that can be checked before the first run: schedule names, budgets vs the labeled pool."""
-    unknown = sorted(set(args.schedules) - set(SCHEDULES))
-    if unknown:
-        raise ValueError(f"unknown schedule(s) {unknown}; choose from {list(SCHEDULES)}")
-    if any(not 0 < f < 1 for f in args.real_fractions):
-        raise ValueError(f"real fractions must lie strictly between 0 and 1, got {args.real_fractions}")
+def check_inputs(config: SchedulesConfig) -> None:
+    """Everything that can be checked before the first run, the budgets against the labeled pool included."""
+    config.check()
     from datamodules.folders import ImageFolderDataset
     from datamodules.real_digits import RealDigits
 
-    pool = (RealDigits("pool") if args.real_train is None else
-            ImageFolderDataset(args.real_train, channels=args.channels, size=(args.size, args.size)))
-    too_big = [b for b in args.budgets if b > len(pool)]
+    pool = (RealDigits("pool") if config.real_train is None else
+            ImageFolderDataset(config.real_train, channels=config.network.in_channels, size=(config.size,) * 2))
+    too_big = [b for b in config.budgets if b > len(pool)]
     if too_big:
         raise ValueError(f"budget(s) {too_big} exceed the labeled real pool ({len(pool)} images); the largest "
                          f"possible budget is {len(pool)}")
-    if args.real_train is not None and (args.real_val is None or args.real_test is None):
-        raise ValueError("with --real-train give --real-val and --real-test too (labeled class folders)")
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
+FLAGS = {  # flag -> (config key, type, nargs, help); every default comes from configs/bench/schedules.yaml
+    "--schedules": ("schedules", str, "+", f"any of {', '.join(SCHEDULES)}"),
+    "--budgets": ("budgets", int, "+", "real labeled images per run (0 = synthetic only)"),
+    "--seeds": ("seeds", int, "+", "training seeds"),
+    "--real-fractions": ("real_fractions", float, "+", "hybrid: real share per batch"),
+    "--synthetic": ("synthetic", str, None, "syn2real dataset (simulated or refined); default: the simulator"),
+    "--synthetic-samples": ("synthetic_samples", int, None, "images rendered by the simulator"),
+    "--pretrain-config": ("pretrain_config", str, None, "experiment config to use as the synthetic stage"),
+    "--real-train": ("real_train", str, None, "labeled real pool (class folders); default: the real digits pool"),
+    "--real-val": ("real_val", str, None, "labeled real validation folder"),
+    "--real-test": ("real_test", str, None, "labeled real test folder"),
+    "--size": ("size", int, None, "image side"),
+    "--lr": ("lr", float, None, "learning rate on synthetic / hybrid / real-only data"),
+    "--finetune-lr": ("finetune_lr", float, None, "learning rate of the fine-tuning"),
+    "--freeze": ("freeze", str, None, "none | features"),
+    "--synthetic-steps": ("synthetic_steps", int, None, "steps on synthetic data"),
+    "--finetune-steps": ("finetune_steps", int, None, "steps on the real budget"),
+    "--batch-size": ("batch_size", int, None, "batch size on synthetic / hybrid data"),
+    "--finetune-batch-size": ("finetune_batch_size", int, None, "batch size on the real budget"),
+    "--augment": ("augment", str, None, "none | light | strong"),
+    "--accelerator": ("accelerator", str, None, "Lightning accelerator"),
+    "--out": ("out", Path, None, "output folder"),
+}
+NETWORK_FLAGS = {"--arch": ("arch", str), "--width": ("width", int), "--num-classes": ("num_classes", int),
+                 "--channels": ("in_channels", int)}
+
+
+def parse(argv: list[str]) -> tuple[SchedulesConfig, int]:
+    """The benchmark's config (defaults file, ``--quick`` file, flags) and ``--jobs``."""
     p = argparse.ArgumentParser(prog="syn2real bench schedules", description=__doc__.split("\n\n")[0])
-    p.add_argument("--schedules", nargs="+", default=list(SCHEDULES))
-    p.add_argument("--budgets", type=int, nargs="+", default=[0, 10, 50, 250, 1000])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--real-fractions", type=float, nargs="+", default=[0.5], help="hybrid: real share per batch")
-    p.add_argument("--synthetic", help="syn2real dataset (simulated or refined); default: the digits simulator")
-    p.add_argument("--synthetic-samples", type=int, default=10000)
-    p.add_argument("--pretrain-config", type=Path, help="experiment config to use as the synthetic stage")
-    p.add_argument("--real-train", help="labeled real pool (class folders); default: the real digits pool")
-    p.add_argument("--real-val", help="labeled real validation folder")
-    p.add_argument("--real-test", help="labeled real test folder")
-    p.add_argument("--arch", default="small_cnn")
-    p.add_argument("--width", type=int, default=32, help="width of small_cnn")
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--finetune-lr", type=float, default=5e-4)
-    p.add_argument("--freeze", choices=["none", "features"], default="none")
-    p.add_argument("--synthetic-steps", type=int, default=160, help="steps on synthetic data (~2 epochs of 10k)")
-    p.add_argument("--finetune-steps", type=int, default=100, help="steps on the real budget")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--finetune-batch-size", type=int, default=64)
-    p.add_argument("--augment", choices=["none", "light", "strong"], default="none")
-    p.add_argument("--accelerator", default="auto")
-    p.add_argument("--out", type=Path, default=Path("runs/bench/schedules"))
+    p.add_argument("--config", type=Path, help="settings YAML (default: configs/bench/schedules.yaml)")
+    for flag, (key, kind, nargs, text) in FLAGS.items():
+        p.add_argument(flag, dest=key, type=kind, nargs=nargs, help=text)
+    for flag, (key, kind) in NETWORK_FLAGS.items():
+        p.add_argument(flag, dest=f"network_{key}", type=kind, help=f"task network {key}")
+    p.add_argument("--configs", type=Path, help="configs folder (default: the shipped one)")
     add_jobs_argument(p)
     p.add_argument("--quick", action="store_true", help="budgets 0 10 100, 1 seed, short training: minutes")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.budgets, args.seeds = [0, 10, 100], args.seeds[:1]
-        args.synthetic_steps, args.finetune_steps, args.synthetic_samples = 80, 60, 5000
-    return args
+    args = vars(p.parse_args(argv))
+    bench = configs_dir(args.pop("configs")) / "bench"
+    files = [args.pop("config") or bench / "schedules.yaml"] + ([bench / "schedules_quick.yaml"] if args.pop("quick")
+                                                                 else [])
+    jobs = args.pop("jobs")
+    network = {k.removeprefix("network_"): args.pop(k) for k in list(args) if k.startswith("network_")}
+    config = load_schedules_config(files, args)
+    if any(v is not None for v in network.values()):
+        config = dataclasses.replace(config, network=dataclasses.replace(
+            config.network, **{k: v for k, v in network.items() if v is not None}))
+    return config, jobs
 
 
 def schedules_command(argv: list[str]) -> int:
     """Run (or resume) the schedules benchmark and write its tables and plot."""
-    args = parse(argv)
     console = Console(stderr=True)
     try:
-        check_inputs(args)
+        config, jobs = parse(argv)
+        check_inputs(config)
     except (ValueError, OSError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    plan = Plan(args)
+    plan = Plan(config)
     cells, after = plan.all_cells()
 
     def report(cell: Cell, result: CellResult) -> None:
@@ -203,11 +211,11 @@ def schedules_command(argv: list[str]) -> int:
             console.print(f"  {result.error.splitlines()[-1]}")
 
     try:
-        results = run_cells(cells, jobs=args.jobs, after=after, log=console.print, on_result=report)
+        results = run_cells(cells, jobs=jobs, after=after, log=console.print, on_result=report)
     except KeyboardInterrupt:
-        console.print(interrupted_message(args.out))
+        console.print(interrupted_message(config.out))
         return 130
-    summary = write_schedule_tables(args.out, results, args.budgets, "test/target_acc")
+    summary = write_schedule_tables(config.out, results, list(config.budgets), "test/target_acc")
     console.print(summary)
     failed = sum(r.status != "ok" for r in results)
     return 1 if failed else 0

@@ -1,7 +1,7 @@
 """``syn2real bench``: benchmarks as commands. ``zoo`` is the leaderboard of every method with an experiment config.
 
-Each cell is a real ``syn2real fit`` run (:mod:`syn2real.runs`); re-running reuses finished cells and retries failed
-ones; failures are reported in the tables, never dropped.
+Each cell is a real ``syn2real fit`` run (:mod:`syn2real.bench.runs`); re-running reuses finished cells and retries
+failed ones; failures are reported in the tables, never dropped.
 """
 
 from __future__ import annotations
@@ -14,21 +14,30 @@ from typing import Any
 
 from rich.console import Console
 
+from syn2real.bench.runs import (
+    Cell,
+    CellResult,
+    add_jobs_argument,
+    interrupted_message,
+    mean_std,
+    run_cells,
+    write_runs_csv,
+)
+from syn2real.cli.configs import configs_dir
+from syn2real.cli.methods import import_methods
 from syn2real.registry import family_of, list_methods
-from syn2real.runs import Cell, CellResult, add_jobs_argument, interrupted_message, mean_std, run_cells, write_runs_csv
 
-REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = REPO / "configs" / "experiments"
 BASELINES = {"source_only": "baseline", "target_oracle": "baseline (ceiling)"}
 QUICK_ARGS = ["--trainer.max_epochs=1"]
 
 
 def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | None, quick: bool,
-              extra: list[str], configs_dir: Path = EXPERIMENTS) -> list[Cell]:
-    """One cell per (experiment config ``<name>__<benchmark>.yaml`` in ``configs_dir``, seed)."""
-    configs = sorted(configs_dir.glob(f"*__{benchmark}.yaml"))
+              extra: list[str], experiments: Path) -> list[Cell]:
+    """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed)."""
+    import_methods()
+    configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
     if not configs:
-        raise ValueError(f"no {configs_dir}/*__{benchmark}.yaml: unknown benchmark {benchmark!r}")
+        raise ValueError(f"no {experiments}/*__{benchmark}.yaml: unknown benchmark {benchmark!r}")
     cells = []
     for cfg in configs:
         name = cfg.name.split("__")[0]
@@ -38,7 +47,7 @@ def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | 
         for seed in seeds:
             cells.append(Cell(name=name, seed=seed, folder=out / name / f"seed{seed}",
                               args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
-                              tags={"method": name, "family": family, "config": _shown(cfg)}))
+                              tags={"method": name, "family": family, "config": _shown(cfg, experiments)}))
     if methods:
         unknown = sorted(set(methods) - {c.name for c in cells})
         if unknown:
@@ -46,8 +55,9 @@ def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | 
     return cells
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+def _shown(path: Path, experiments: Path) -> str:
+    root = experiments.parent.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
@@ -125,14 +135,15 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"))
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch each: the shape in minutes")
     parser.add_argument("--metric", default="test/target_acc")
-    parser.add_argument("--configs", type=Path, default=EXPERIMENTS, help="folder of experiment configs")
+    parser.add_argument("--configs", type=Path, help="configs folder holding experiments/ (default: the shipped one)")
     add_jobs_argument(parser)
     args, extra = parser.parse_known_args(argv)
     console = Console(stderr=True)
     seeds = args.seeds[:1] if args.quick else args.seeds
     try:
-        cells = zoo_cells(args.benchmark, seeds, args.out, args.methods, args.quick, extra, args.configs)
-    except ValueError as err:
+        experiments = configs_dir(args.configs) / "experiments"
+        cells = zoo_cells(args.benchmark, seeds, args.out, args.methods, args.quick, extra, experiments)
+    except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
     done = iter(range(1, len(cells) + 1))
@@ -154,14 +165,3 @@ def zoo_command(argv: list[str]) -> int:
     if failed:
         console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/results.csv and each run's output.log")
     return 1 if failed else 0
-
-
-def bench_command(argv: list[str]) -> int:
-    """``syn2real bench zoo|schedules ...``."""
-    from syn2real.schedules_bench import schedules_command
-
-    commands = {"zoo": zoo_command, "schedules": schedules_command}
-    if not argv or argv[0] not in commands:
-        Console(stderr=True).print(f"usage: syn2real bench {{{','.join(commands)}}} [options]")
-        return 2
-    return commands[argv[0]](argv[1:])

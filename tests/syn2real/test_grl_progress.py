@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from syn2real.nn import GradientReversal, grad_reverse
-from syn2real.schedules import AnnealedLR, annealed_lr_factor, dann_lambda, progress
+from syn2real.progress import AnnealedLR, annealed_lr_factor, dann_lambda, progress
 
 
 def test_grl_passes_gradcheck() -> None:

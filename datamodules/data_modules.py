@@ -49,6 +49,14 @@ def check_compatible(named: dict[str, Dataset[Sample]]) -> tuple[int, tuple[int,
     return ref_shape[0], ref_shape[1:], ref_classes  # type: ignore[return-value]
 
 
+def _domain_ids(dataset: Dataset[Sample]) -> set[int]:
+    """Domain ids of a training dataset: of its first sample, or of each part of a concatenation (stages)."""
+    parts = getattr(dataset, "datasets", None)
+    if parts:
+        return set().union(*(_domain_ids(p) for p in parts))
+    return {dataset[0].domain} if len(dataset) else set()  # type: ignore[arg-type]
+
+
 class _EvalMixin(pl.LightningDataModule):
     """Validation / test / predict loaders shared by both datamodules (real labeled splits)."""
 
@@ -125,6 +133,10 @@ class TaskDataModule(_EvalMixin):
         if named:
             self.channels, self.size, self.classes = check_compatible(named)
 
+    def training_domain_ids(self) -> list[int]:
+        """Sorted domain ids of the training sources, after ``setup("fit")`` (``syn2real.data_api.TrainingDomains``)."""
+        return sorted(set().union(*(_domain_ids(d) for d in self.train_sets)))
+
     def train_dataloader(self) -> DataLoader[Any]:
         plain = len(self.train_sets) == 1 and self.proportions is None and self.epoch_size is None
         if plain and len(self.train_sets[0]) >= self.batch_size:
@@ -193,7 +205,7 @@ class DomainPairDataModule(_EvalMixin):
                           collate_fn=collate)
 
     def target_loader(self, *, batch_size: int) -> DataLoader[Any]:
-        """Unaugmented target images (see :meth:`plain_loader`)."""
+        """Unaugmented target images (see :meth:`plain_loader`); :class:`syn2real.data_api.PairedDomains`."""
         return self.plain_loader("target", batch_size=batch_size)
 
     def source_loader(self, *, batch_size: int) -> DataLoader[Any]:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from datamodules.real_digits import split_indices
 from datamodules.sources import BudgetSource, RealDigitsSource, stratified_budget
-from syn2real.schedules_bench import schedules_command
+from syn2real.bench.schedules import schedules_command
 from tests.conftest import make_samples, write_dataset
 
 
@@ -86,7 +86,7 @@ def test_interrupted_schedules_say_how_to_resume(tmp_path: Path, monkeypatch: py
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("syn2real.schedules_bench.run_cells", interrupt)
+    monkeypatch.setattr("syn2real.bench.schedules.run_cells", interrupt)
     assert schedules_command(["--budgets", "0", "10", "--seeds", "0", "--out", str(tmp_path / "s")]) == 130
     assert "Run the same command again to resume" in " ".join(capsys.readouterr().err.split())
 
@@ -101,7 +101,7 @@ def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: 
                     "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                                    "init_args": {"save_last": True, "save_top_k": 0}}]},
         "model": {"class_path": "adaptation.dann.DANN",
-                  "init_args": {"arch": "small_cnn", "width": 4, "num_classes": 10, "in_channels": 1,
+                  "init_args": {"network": {"arch": "small_cnn", "width": 4, "num_classes": 10, "in_channels": 1},
                                 "discriminator_hidden": 8}},
         "data": {"class_path": "datamodules.DomainPairDataModule",
                  "init_args": {"source": {"class_path": "datamodules.DigitsSimulatorSource",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from syn2real import runs
-from syn2real.runs import Cell, CellResult, run_cells
+from syn2real.bench import runs
+from syn2real.bench.runs import Cell, CellResult, run_cells
 
 
 def _cells(names: list[str], tmp_path: Path) -> list[Cell]:

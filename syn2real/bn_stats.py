@@ -1,12 +1,18 @@
-"""Re-estimating batch-norm statistics on other images (AdaBN's whole algorithm), usable on any model."""
+"""Re-estimating batch-norm statistics on other images (AdaBN's whole algorithm), usable on any model.
+
+Core, not a method: ``refinement.adabn`` trains with it and ``syn2real adapt-bn`` applies it to any checkpoint.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from syn2real.data_api import PairedDomains, require_datamodule
 
 
 def bn_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -60,3 +66,9 @@ def reestimate_bn_stats(model: nn.Module, batches: Iterable[Tensor]) -> int:
             bn.num_batches_tracked.copy_(count)
         raise ValueError("no images to estimate statistics from (empty dataset, or fewer images than one batch)")
     return seen
+
+
+def target_images(module: Any, batch_size: int) -> Iterator[Tensor]:
+    """Unaugmented target images of ``module``'s datamodule (a :class:`~syn2real.data_api.PairedDomains`)."""
+    datamodule = require_datamodule(module, PairedDomains, purpose="BN statistics are re-estimated on the target")
+    return (b.images.to(module.device) for b in datamodule.target_loader(batch_size=batch_size))

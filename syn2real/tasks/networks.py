@@ -7,10 +7,14 @@ Every network owns its input normalization (inputs are [0, 1] images, DESIGN.md 
 - any timm model name (``resnet18``, ``efficientnet_lite0``...): a timm backbone with a linear head.
 - ``small_fcn``: a tiny fully convolutional segmenter (tests, toy data).
 - any segmentation-models-pytorch architecture (``unet``, ``deeplabv3plus``, ``fpn``...) with ``encoder``.
+
+Methods receive a :class:`TaskNetworkSpec` (their ``network`` argument) and build the network from it, so every
+method configures its task network with the same keys: ``model.init_args.network: {arch: resnet18, num_classes: 12}``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import segmentation_models_pytorch as smp
@@ -184,3 +188,35 @@ def build_task_network(*, arch: str = "small_cnn", num_classes: int = 10, in_cha
         return SmpSegmenter(arch=arch, encoder=encoder, num_classes=num_classes, in_channels=in_channels,
                             pretrained=pretrained)
     raise ValueError(f"unknown task {task!r}; use classification or segmentation")
+
+
+@dataclass(frozen=True)
+class TaskNetworkSpec:
+    """The task network a method trains or evaluates: the one config block every task method shares.
+
+    Args:
+        arch: ``small_cnn`` / a timm name (classification); ``small_fcn`` / an smp architecture (segmentation).
+        num_classes: output classes.
+        in_channels: image channels.
+        task: ``classification`` or ``segmentation``.
+        encoder: smp encoder name (segmentation with an smp architecture).
+        width: base width of ``small_cnn`` / ``small_fcn``.
+        pretrained: ``None``, ``"imagenet-offline"`` (EfficientNet-Lite0) or a state-dict path.
+
+    Examples:
+        >>> TaskNetworkSpec(width=8).build()(torch.rand(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    arch: str = "small_cnn"
+    num_classes: int = 10
+    in_channels: int = 1
+    task: Task = "classification"
+    encoder: str = "resnet18"
+    width: int = 32
+    pretrained: str | None = None
+
+    def build(self) -> TaskNetwork:
+        """A freshly initialised network (or with the ``pretrained`` backbone weights)."""
+        return build_task_network(arch=self.arch, num_classes=self.num_classes, in_channels=self.in_channels,
+                                  task=self.task, encoder=self.encoder, width=self.width, pretrained=self.pretrained)

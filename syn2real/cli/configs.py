@@ -1,0 +1,47 @@
+"""Where the shipped configs are: ``--configs DIR``, ``$SYN2REAL_CONFIGS``, the checkout, or the installed copy.
+
+``pip install .`` installs ``configs/`` under ``<prefix>/share/syn2real/configs`` (the wheel's data files), so
+``syn2real list`` and ``syn2real bench zoo`` work from any folder, not only from an editable checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+ENV = "SYN2REAL_CONFIGS"
+
+
+def candidates() -> list[Path]:
+    """Places searched, in order, when no folder is given."""
+    found = [Path(os.environ[ENV])] if os.environ.get(ENV) else []
+    found.append(Path(__file__).resolve().parents[2] / "configs")  # source checkout (editable install)
+    for prefix in dict.fromkeys((sysconfig.get_path("data"), sys.prefix)):
+        found.append(Path(prefix) / "share" / "syn2real" / "configs")  # pip install . (wheel data files)
+    return found
+
+
+def configs_dir(explicit: Path | None = None) -> Path:
+    """The configs folder (one with ``experiments/``).
+
+    Raises:
+        FileNotFoundError: naming what was searched and how to point at the folder.
+    """
+    if explicit is not None:
+        if not (explicit / "experiments").is_dir():
+            raise FileNotFoundError(f"{explicit} is not a syn2real configs folder (it has no experiments/ "
+                                    "subfolder); pass the folder that holds data/, model/ and experiments/")
+        return explicit
+    for folder in candidates():
+        if (folder / "experiments").is_dir():
+            return folder
+    searched = ", ".join(str(p) for p in candidates())
+    raise FileNotFoundError(f"no syn2real configs folder found (searched {searched}); pass --configs DIR or set "
+                            f"{ENV} to the folder that holds data/, model/ and experiments/")
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` relative to the folder above ``root`` (``configs/experiments/x.yaml``) when inside it."""
+    return str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)

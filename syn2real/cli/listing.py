@@ -1,0 +1,57 @@
+"""``syn2real list``: registered methods, their configs, and the runnable experiments (fits 80 columns)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from syn2real import __version__
+from syn2real.cli.configs import configs_dir, shown
+from syn2real.cli.methods import import_methods
+from syn2real.registry import family_of, get_method, list_methods
+
+
+def public_path(cls: type) -> str:
+    """``refinement.cyclegan.CycleGAN``: the class path a config uses (the package re-exports the class)."""
+    module = cls.__module__.removesuffix(".module")
+    return f"{module}.{cls.__qualname__}"
+
+
+def methods_table(configs: Path) -> Table:
+    """One row per method: name, family, class path, model config, benchmarks with an experiment config."""
+    table = Table(title=f"syn2real {__version__}: methods", title_justify="left")
+    for col in ("method", "family", "class", "model config", "experiments on"):
+        table.add_column(col, overflow="fold")
+    for name in list_methods():
+        model_cfg = configs / "model" / f"{name}.yaml"
+        benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{name}__*.yaml"))
+        table.add_row(name, family_of(name), public_path(get_method(name)),
+                      f"model/{name}.yaml" if model_cfg.is_file() else "-", ", ".join(benchmarks) or "-")
+    if not list_methods():
+        table.add_row("(none yet)", "", "", "", "")
+    return table
+
+
+def list_command(argv: list[str]) -> int:
+    """``syn2real list [--configs DIR]``."""
+    parser = argparse.ArgumentParser(prog="syn2real list", description="List methods and experiment configs.")
+    parser.add_argument("--configs", type=Path, help="configs folder (default: the installed or checked-out one)")
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        configs = configs_dir(args.configs)
+    except FileNotFoundError as err:
+        Console(stderr=True).print(f"[red]error:[/red] {err}")
+        return 2
+    import_methods()
+    console.print(methods_table(configs))
+    experiments = Table(title="experiments: syn2real fit --config <path>", title_justify="left")
+    experiments.add_column("config", overflow="fold")
+    for path in sorted((configs / "experiments").glob("*.yaml")):
+        experiments.add_row(shown(path, configs))
+    console.print(experiments)
+    console.print(f"configs folder: {configs}", overflow="fold", soft_wrap=False)
+    return 0
