@@ -36,16 +36,22 @@ def check_compatible(named: dict[str, Dataset[Sample]]) -> tuple[int, tuple[int,
     for name, ds in named.items():
         shape = tuple(ds[0].image.shape)
         if shape[0] != ref_shape[0]:
-            raise ValueError(f"{name} has {shape[0]}-channel images but {ref_name} has {ref_shape[0]}: set "
-                             f"`channels: {ref_shape[0]}` on {name} (or convert the data) so every network input "
-                             "agrees")
+            raise ValueError(
+                f"{name} has {shape[0]}-channel images but {ref_name} has {ref_shape[0]}: set "
+                f"`channels: {ref_shape[0]}` on {name} (or convert the data) so every network input "
+                "agrees"
+            )
         if shape[1:] != ref_shape[1:]:
-            raise ValueError(f"{name} images are {shape[1]}×{shape[2]} but {ref_name} images are "
-                             f"{ref_shape[1]}×{ref_shape[2]}: set a common `size` on the sources")
+            raise ValueError(
+                f"{name} images are {shape[1]}×{shape[2]} but {ref_name} images are "
+                f"{ref_shape[1]}×{ref_shape[2]}: set a common `size` on the sources"
+            )
         classes = getattr(ds, "classes", None)
         if classes is not None and ref_classes is not None and list(classes) != list(ref_classes):
-            raise ValueError(f"{name} classes {list(classes)} differ from {ref_name} classes {list(ref_classes)}: "
-                             "pass `classes` in the same order to the folder source")
+            raise ValueError(
+                f"{name} classes {list(classes)} differ from {ref_name} classes {list(ref_classes)}: "
+                "pass `classes` in the same order to the folder source"
+            )
     return ref_shape[0], ref_shape[1:], ref_classes  # type: ignore[return-value]
 
 
@@ -76,8 +82,13 @@ class _EvalMixin(pl.LightningDataModule):
     def _eval_loader(self, name: str) -> DataLoader[Any]:
         if name not in getattr(self, "eval_sets", {}):
             raise ValueError(f"no `{name}` dataset configured: set data.init_args.{name} in the config")
-        return DataLoader(self.eval_sets[name], batch_size=self.eval_batch_size or self.batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=collate)
+        return DataLoader(
+            self.eval_sets[name],
+            batch_size=self.eval_batch_size or self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+        )
 
     def val_dataloader(self) -> DataLoader[Any]:
         return self._eval_loader("val")
@@ -108,10 +119,21 @@ class TaskDataModule(_EvalMixin):
         seed: sampling and augmentation seed.
     """
 
-    def __init__(self, *, train: list[Source] | None = None, proportions: list[float] | None = None,
-                 val: Source | None = None, test: Source | None = None, predict: Source | None = None,
-                 batch_size: int = 128, eval_batch_size: int | None = None, num_workers: int = 0,
-                 augment: Augment = "none", epoch_size: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        train: list[Source] | None = None,
+        proportions: list[float] | None = None,
+        val: Source | None = None,
+        test: Source | None = None,
+        predict: Source | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        augment: Augment = "none",
+        epoch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.train, self.proportions = list(train or []), proportions
         if proportions is not None and len(proportions) != len(self.train):
@@ -128,8 +150,10 @@ class TaskDataModule(_EvalMixin):
                 raise ValueError("no training data: set data.init_args.train to a list of sources")
             transform = SampleTransform(self.augment, seed=self.seed) if self.augment != "none" else None
             self.train_sets = [s.load(transform) for s in self.train]
-            named = {f"train[{i}] ({_describe(s)})": d for i, (s, d) in
-                     enumerate(zip(self.train, self.train_sets, strict=True))} | named
+            named = {
+                f"train[{i}] ({_describe(s)})": d
+                for i, (s, d) in enumerate(zip(self.train, self.train_sets, strict=True))
+            } | named
         if named:
             self.channels, self.size, self.classes = check_compatible(named)
 
@@ -140,14 +164,26 @@ class TaskDataModule(_EvalMixin):
     def train_dataloader(self) -> DataLoader[Any]:
         plain = len(self.train_sets) == 1 and self.proportions is None and self.epoch_size is None
         if plain and len(self.train_sets[0]) >= self.batch_size:
-            return DataLoader(self.train_sets[0], batch_size=self.batch_size, shuffle=True, drop_last=True,
-                              num_workers=self.num_workers, collate_fn=collate)
+            return DataLoader(
+                self.train_sets[0],
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=True,
+                num_workers=self.num_workers,
+                collate_fn=collate,
+            )
         sizes = [len(d) for d in self.train_sets]
         proportions = self.proportions or [float(n) for n in sizes]
-        sampler = MixtureBatchSampler(sizes, proportions, batch_size=self.batch_size, seed=self.seed,
-                                      num_batches=max(1, (self.epoch_size or sum(sizes)) // self.batch_size))
-        return DataLoader(ConcatDataset(self.train_sets), batch_sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=collate)
+        sampler = MixtureBatchSampler(
+            sizes,
+            proportions,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            num_batches=max(1, (self.epoch_size or sum(sizes)) // self.batch_size),
+        )
+        return DataLoader(
+            ConcatDataset(self.train_sets), batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate
+        )
 
 
 class DomainPairDataModule(_EvalMixin):
@@ -170,9 +206,21 @@ class DomainPairDataModule(_EvalMixin):
         shuffle: reshuffle the training domains every epoch (turn off for exactly repeatable batches).
     """
 
-    def __init__(self, *, source: Source, target: Source, val: Source | None = None, test: Source | None = None,
-                 predict: Source | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, augment: Augment = "none", seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        source: Source,
+        target: Source,
+        val: Source | None = None,
+        test: Source | None = None,
+        predict: Source | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        augment: Augment = "none",
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
         super().__init__()
         self.source, self.target, self.shuffle = source, target, shuffle
         self.val, self.test, self.predict = val, test, predict
@@ -185,8 +233,10 @@ class DomainPairDataModule(_EvalMixin):
             transform = SampleTransform(self.augment, seed=self.seed) if self.augment != "none" else None
             self.source_set = self.source.load(transform)
             self.target_set = self.target.load(transform)
-            named = {f"source ({_describe(self.source)})": self.source_set,
-                     f"target ({_describe(self.target)})": self.target_set} | named
+            named = {
+                f"source ({_describe(self.source)})": self.source_set,
+                f"target ({_describe(self.target)})": self.target_set,
+            } | named
         if named:
             self.channels, self.size, self.classes = check_compatible(named)
 
@@ -200,9 +250,15 @@ class DomainPairDataModule(_EvalMixin):
         if getattr(self, cache, None) is None:
             setattr(self, cache, getattr(self, which).load())
         data = getattr(self, cache)
-        return DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
-                          generator=torch.Generator().manual_seed(self.seed), num_workers=self.num_workers,
-                          collate_fn=collate)
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=len(data) >= batch_size,
+            generator=torch.Generator().manual_seed(self.seed),
+            num_workers=self.num_workers,
+            collate_fn=collate,
+        )
 
     def target_loader(self, *, batch_size: int) -> DataLoader[Any]:
         """Unaugmented target images (see :meth:`plain_loader`); :class:`syn2real.data_api.PairedDomains`."""
@@ -213,11 +269,19 @@ class DomainPairDataModule(_EvalMixin):
         return self.plain_loader("source", batch_size=batch_size)
 
     def train_dataloader(self) -> CombinedLoader:
-        loader = lambda ds: DataLoader(ds, batch_size=self.batch_size, shuffle=self.shuffle,  # noqa: E731
-                                       drop_last=True,
-                                       num_workers=self.num_workers, collate_fn=collate)
-        return CombinedLoader({"source": loader(self.source_set), "target": loader(self.target_set)},
-                              mode="max_size_cycle")
+        def loader(dataset: Dataset[Sample]) -> DataLoader[Any]:
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=self.shuffle,
+                drop_last=True,
+                num_workers=self.num_workers,
+                collate_fn=collate,
+            )
+
+        return CombinedLoader(
+            {"source": loader(self.source_set), "target": loader(self.target_set)}, mode="max_size_cycle"
+        )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and set(batch) == {"source", "target"}:
@@ -228,21 +292,60 @@ class DomainPairDataModule(_EvalMixin):
 class RandomDataModule(TaskDataModule):
     """Random tensors through the real ``TaskDataModule`` (smoke tests): no files, seconds on CPU."""
 
-    def __init__(self, *, num_classes: int = 10, size: int = 32, channels: int = 1, num_samples: int = 16,
-                 task: str = "classification", batch_size: int = 4) -> None:
-        make = lambda seed, domain: RandomSource(num_samples=num_samples, num_classes=num_classes, size=size,  # noqa: E731
-                                                 channels=channels, task=task, seed=seed, domain=domain)  # type: ignore[arg-type]
-        super().__init__(train=[make(0, 0)], val=make(1, 1), test=make(2, 1), predict=make(2, 1),
-                         batch_size=batch_size)
+    def __init__(
+        self,
+        *,
+        num_classes: int = 10,
+        size: int = 32,
+        channels: int = 1,
+        num_samples: int = 16,
+        task: str = "classification",
+        batch_size: int = 4,
+    ) -> None:
+        def make(seed: int, domain: int) -> RandomSource:
+            return RandomSource(
+                num_samples=num_samples,
+                num_classes=num_classes,
+                size=size,
+                channels=channels,
+                task=task,  # type: ignore[arg-type]
+                seed=seed,
+                domain=domain,
+            )
+
+        super().__init__(train=[make(0, 0)], val=make(1, 1), test=make(2, 1), predict=make(2, 1), batch_size=batch_size)
 
 
 class RandomDomainPairDataModule(DomainPairDataModule):
     """Random source + unlabeled random target through the real ``DomainPairDataModule`` (smoke tests)."""
 
-    def __init__(self, *, num_classes: int = 10, size: int = 32, channels: int = 1, num_samples: int = 16,
-                 task: str = "classification", batch_size: int = 4) -> None:
-        make = lambda seed, domain, labels: RandomSource(  # noqa: E731
-            num_samples=num_samples, num_classes=num_classes, size=size, channels=channels, task=task,  # type: ignore[arg-type]
-            seed=seed, domain=domain, use_labels=labels)
-        super().__init__(source=make(0, 0, True), target=make(1, 1, False), val=make(2, 1, True),
-                         test=make(3, 1, True), predict=make(3, 1, True), batch_size=batch_size)
+    def __init__(
+        self,
+        *,
+        num_classes: int = 10,
+        size: int = 32,
+        channels: int = 1,
+        num_samples: int = 16,
+        task: str = "classification",
+        batch_size: int = 4,
+    ) -> None:
+        def make(seed: int, domain: int, labels: bool) -> RandomSource:
+            return RandomSource(
+                num_samples=num_samples,
+                num_classes=num_classes,
+                size=size,
+                channels=channels,
+                task=task,  # type: ignore[arg-type]
+                seed=seed,
+                domain=domain,
+                use_labels=labels,
+            )
+
+        super().__init__(
+            source=make(0, 0, True),
+            target=make(1, 1, False),
+            val=make(2, 1, True),
+            test=make(3, 1, True),
+            predict=make(3, 1, True),
+            batch_size=batch_size,
+        )

@@ -29,14 +29,18 @@ def _check_sizes(files: list[Path], size: tuple[int, int] | None) -> tuple[int, 
     for f in files:
         s = image_size(f)
         if size is None and s != first:
-            raise DatasetError(f, f"is {s[0]}×{s[1]} but {files[0].name} is {first[0]}×{first[1]}",
-                               "give the dataset a `size` to resize every image to, or resize the files")
+            raise DatasetError(
+                f,
+                f"is {s[0]}×{s[1]} but {files[0].name} is {first[0]}×{first[1]}",
+                "give the dataset a `size` to resize every image to, or resize the files",
+            )
     return size or first
 
 
 class _FolderBase(Dataset[Sample]):
-    def __init__(self, files: list[Path], *, channels: int, size: tuple[int, int] | None, domain: int,
-                 transform: Any) -> None:
+    def __init__(
+        self, files: list[Path], *, channels: int, size: tuple[int, int] | None, domain: int, transform: Any
+    ) -> None:
         self.files = files
         self.channels = channels
         self.size = _check_sizes(files, tuple(size) if size else None)  # type: ignore[arg-type]
@@ -69,21 +73,35 @@ class ImageFolderDataset(_FolderBase):
         transform: optional ``Sample -> Sample``.
     """
 
-    def __init__(self, root: str | Path, *, classes: list[str] | None = None, channels: int = 3,
-                 size: tuple[int, int] | None = None, domain: int = 1, use_labels: bool = True,
-                 transform: Any = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        classes: list[str] | None = None,
+        channels: int = 3,
+        size: tuple[int, int] | None = None,
+        domain: int = 1,
+        use_labels: bool = True,
+        transform: Any = None,
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(self.root, "folder does not exist", "check the path")
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not found:
-            raise DatasetError(self.root, "has no class subfolders", "put images in root/<class name>/, or use "
-                               "UnlabeledFolderDataset for a flat folder")
+            raise DatasetError(
+                self.root,
+                "has no class subfolders",
+                "put images in root/<class name>/, or use UnlabeledFolderDataset for a flat folder",
+            )
         self.classes = list(classes) if classes is not None else found
         extra = [c for c in found if c not in self.classes]
         if extra:
-            raise DatasetError(self.root / extra[0], f"class folder {extra[0]!r} is not among the classes "
-                               f"{self.classes}", "add it to `classes` or move it out of the dataset folder")
+            raise DatasetError(
+                self.root / extra[0],
+                f"class folder {extra[0]!r} is not among the classes {self.classes}",
+                "add it to `classes` or move it out of the dataset folder",
+            )
         files, labels = [], []
         for label, name in enumerate(self.classes):
             folder = self.root / name
@@ -91,8 +109,9 @@ class ImageFolderDataset(_FolderBase):
             files += images
             labels += [label] * len(images)
         if not files:
-            raise DatasetError(self.root, "holds no images", f"add {', '.join(IMAGE_SUFFIXES)} files to the class "
-                               "folders")
+            raise DatasetError(
+                self.root, "holds no images", f"add {', '.join(IMAGE_SUFFIXES)} files to the class folders"
+            )
         self.label_list = labels
         self.use_labels = use_labels
         super().__init__(files, channels=channels, size=size, domain=domain, transform=transform)
@@ -109,8 +128,15 @@ class ImageFolderDataset(_FolderBase):
 class UnlabeledFolderDataset(_FolderBase):
     """Unlabeled images in one flat folder (e.g. the real adaptation pool)."""
 
-    def __init__(self, root: str | Path, *, channels: int = 3, size: tuple[int, int] | None = None,
-                 domain: int = 1, transform: Any = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        channels: int = 3,
+        size: tuple[int, int] | None = None,
+        domain: int = 1,
+        transform: Any = None,
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(self.root, "folder does not exist", "check the path")
@@ -129,15 +155,19 @@ def read_class_map(path: Path) -> tuple[list[str], dict[int, int]]:
     ``mapping`` is optional (raw values are class indices); raw values it does not list become ignore (255).
     """
     if not path.is_file():
-        raise DatasetError(path, "class-mapping file is missing", 'write {"classes": [names...]} (and optionally '
-                           '"mapping": {raw value: class index})')
+        raise DatasetError(
+            path,
+            "class-mapping file is missing",
+            'write {"classes": [names...]} (and optionally "mapping": {raw value: class index})',
+        )
     try:
         data = json.loads(path.read_text())
         classes = [str(c) for c in data["classes"]]
         mapping = {int(k): int(v) for k, v in data.get("mapping", {}).items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise DatasetError(path, f"is not a valid class map ({err!r})", 'write {"classes": [...], "mapping": '
-                           '{"7": 0, ...}}') from None
+        raise DatasetError(
+            path, f"is not a valid class map ({err!r})", 'write {"classes": [...], "mapping": {"7": 0, ...}}'
+        ) from None
     bad = {k: v for k, v in mapping.items() if not 0 <= v < len(classes)}
     if bad:
         raise DatasetError(path, f"maps to class indices outside 0..{len(classes) - 1}: {bad}", "fix the mapping")
@@ -157,8 +187,17 @@ class SegmentationFolderDataset(_FolderBase):
         transform: optional ``Sample -> Sample``.
     """
 
-    def __init__(self, images: str | Path, labels: str | Path, class_map: str | Path, *, channels: int = 3,
-                 size: tuple[int, int] | None = None, domain: int = 1, transform: Any = None) -> None:
+    def __init__(
+        self,
+        images: str | Path,
+        labels: str | Path,
+        class_map: str | Path,
+        *,
+        channels: int = 3,
+        size: tuple[int, int] | None = None,
+        domain: int = 1,
+        transform: Any = None,
+    ) -> None:
         self.classes, self.mapping = read_class_map(Path(class_map))
         image_dir, label_dir = Path(images), Path(labels)
         for d in (image_dir, label_dir):
@@ -171,11 +210,15 @@ class SegmentationFolderDataset(_FolderBase):
         self.label_files = []
         for f in files:
             if f.stem not in by_stem:
-                raise DatasetError(f, f"has no label map {label_dir / (f.stem + '.png')}",
-                                   "add the label map or remove the image")
+                raise DatasetError(
+                    f, f"has no label map {label_dir / (f.stem + '.png')}", "add the label map or remove the image"
+                )
             if image_size(by_stem[f.stem]) != image_size(f):
-                raise DatasetError(by_stem[f.stem], f"label map size {image_size(by_stem[f.stem])} differs from "
-                                   f"its image {image_size(f)}", "re-export the label map at the image size")
+                raise DatasetError(
+                    by_stem[f.stem],
+                    f"label map size {image_size(by_stem[f.stem])} differs from its image {image_size(f)}",
+                    "re-export the label map at the image size",
+                )
             self.label_files.append(by_stem[f.stem])
         lut = torch.full((65536,), IGNORE_INDEX, dtype=torch.long)
         if self.mapping:
@@ -190,5 +233,6 @@ class SegmentationFolderDataset(_FolderBase):
         label = self.lut[read_label_map(self.label_files[index])]
         if tuple(label.shape) != self.size:
             label = F.interpolate(label[None, None].float(), size=self.size, mode="nearest")[0, 0].long()
-        return self._finish(Sample(image=self._image(index), label=label, domain=self.domain,
-                                   id=self.files[index].name))
+        return self._finish(
+            Sample(image=self._image(index), label=label, domain=self.domain, id=self.files[index].name)
+        )

@@ -63,17 +63,29 @@ class DatasetInfo:
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         modalities = {k: body.pop(k) for k in ("labels", "masks", "depth")}
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, **body, "size": list(self.size),
-                "modalities": modalities}
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            **body,
+            "size": list(self.size),
+            "modalities": modalities,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> DatasetInfo:
         if data.get("format") != FORMAT_NAME:
-            raise DatasetError(where, f"'format' is {data.get('format')!r}, not {FORMAT_NAME!r}",
-                               "point to a folder written by syn2real (simulate, refine or DatasetWriter)")
+            raise DatasetError(
+                where,
+                f"'format' is {data.get('format')!r}, not {FORMAT_NAME!r}",
+                "point to a folder written by syn2real (simulate, refine or DatasetWriter)",
+            )
         if data.get("version") != FORMAT_VERSION:
-            raise DatasetError(where, f"format version {data.get('version')!r} is not supported (this syn2real "
-                               f"reads version {FORMAT_VERSION})", "re-export the dataset with this syn2real version")
+            raise DatasetError(
+                where,
+                f"format version {data.get('version')!r} is not supported (this syn2real "
+                f"reads version {FORMAT_VERSION})",
+                "re-export the dataset with this syn2real version",
+            )
         missing = [k for k in ("task", "classes", "channels", "size") if k not in data]
         if missing:
             raise DatasetError(where, f"missing keys {missing}", "add them; see the dataset format in README.md")
@@ -82,11 +94,19 @@ class DatasetInfo:
         if data["channels"] not in (1, 3):
             raise DatasetError(where, f"channels is {data['channels']!r}", "use 1 (grey) or 3 (RGB)")
         modalities = data.get("modalities", {})
-        return cls(task=data["task"], classes=[str(c) for c in data["classes"]], channels=int(data["channels"]),
-                   size=(int(data["size"][0]), int(data["size"][1])), masks=bool(modalities.get("masks", False)),
-                   depth=bool(modalities.get("depth", False)), labels=bool(modalities.get("labels", True)),
-                   depth_units=data.get("depth_units"), producer=dict(data.get("producer") or {}),
-                   stage=data.get("stage"), num_samples=int(data.get("num_samples", 0)))
+        return cls(
+            task=data["task"],
+            classes=[str(c) for c in data["classes"]],
+            channels=int(data["channels"]),
+            size=(int(data["size"][0]), int(data["size"][1])),
+            masks=bool(modalities.get("masks", False)),
+            depth=bool(modalities.get("depth", False)),
+            labels=bool(modalities.get("labels", True)),
+            depth_units=data.get("depth_units"),
+            producer=dict(data.get("producer") or {}),
+            stage=data.get("stage"),
+            num_samples=int(data.get("num_samples", 0)),
+        )
 
 
 @dataclass
@@ -107,9 +127,12 @@ def read_info(root: Path) -> DatasetInfo:
     if not root.is_dir():
         raise DatasetError(root, "folder does not exist", "check the path, or create it with `syn2real simulate --out`")
     if not path.is_file():
-        raise DatasetError(path, "missing: this folder is not a syn2real dataset",
-                           "point to a folder written by `syn2real simulate`/`refine`, to a folder of such stage "
-                           "folders, or use ImageFolderSource for plain class folders")
+        raise DatasetError(
+            path,
+            "missing: this folder is not a syn2real dataset",
+            "point to a folder written by `syn2real simulate`/`refine`, to a folder of such stage "
+            "folders, or use ImageFolderSource for plain class folders",
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -125,8 +148,11 @@ def read_rows(root: Path) -> list[Row]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"id", "image"} <= set(reader.fieldnames):
-            raise DatasetError(path, f"header is {reader.fieldnames}, needs at least 'id' and 'image'",
-                               f"write the columns {list(COLUMNS)}")
+            raise DatasetError(
+                path,
+                f"header is {reader.fieldnames}, needs at least 'id' and 'image'",
+                f"write the columns {list(COLUMNS)}",
+            )
         return [Row(**{k: (r.get(k) or "") for k in COLUMNS}) for r in reader]
 
 
@@ -144,8 +170,9 @@ class Syn2RealDataset(Dataset[Sample]):
         verify: check every file on open (header read only). Turn off only for datasets you just validated.
     """
 
-    def __init__(self, root: str | Path, *, domain: int = 0, use_labels: bool = True, transform: Any = None,
-                 verify: bool = True) -> None:
+    def __init__(
+        self, root: str | Path, *, domain: int = 0, use_labels: bool = True, transform: Any = None, verify: bool = True
+    ) -> None:
         self.root = Path(root)
         self.info = read_info(self.root)
         self.rows = read_rows(self.root)
@@ -186,11 +213,15 @@ class Syn2RealDataset(Dataset[Sample]):
         try:
             label = int(row.label)
         except ValueError:
-            raise DatasetError(where, f"label {row.label!r} is not an integer",
-                               f"use a class index in 0..{len(self.classes) - 1}") from None
+            raise DatasetError(
+                where, f"label {row.label!r} is not an integer", f"use a class index in 0..{len(self.classes) - 1}"
+            ) from None
         if not 0 <= label < len(self.classes):
-            raise DatasetError(where, f"label {label} is out of range for {len(self.classes)} classes",
-                               f"use a class index in 0..{len(self.classes) - 1} or fix 'classes' in dataset.json")
+            raise DatasetError(
+                where,
+                f"label {label} is out of range for {len(self.classes)} classes",
+                f"use a class index in 0..{len(self.classes) - 1} or fix 'classes' in dataset.json",
+            )
         return label
 
     def _check_files(self, row: Row, where: str) -> None:
@@ -199,24 +230,34 @@ class Syn2RealDataset(Dataset[Sample]):
             if not flag:
                 continue
             if not rel:
-                raise DatasetError(where, f"has no {what} though dataset.json lists {what} as a modality",
-                                   f"add the {what} file or set modalities.{what} to false")
+                raise DatasetError(
+                    where,
+                    f"has no {what} though dataset.json lists {what} as a modality",
+                    f"add the {what} file or set modalities.{what} to false",
+                )
             if what == "depth":
                 shape = tuple(read_depth(self.root / rel).shape[-2:])
                 if shape != self.info.size:
-                    raise DatasetError(self.root / rel, f"depth map is {shape}, the dataset is {self.info.size}",
-                                       "re-render the depth map at the image size")
+                    raise DatasetError(
+                        self.root / rel,
+                        f"depth map is {shape}, the dataset is {self.info.size}",
+                        "re-render the depth map at the image size",
+                    )
             else:
                 self._check_size(self.root / rel, where, what)
 
     def _check_size(self, path: Path, where: str, what: str) -> None:
         if not path.is_file():
-            raise DatasetError(path, f"{what} listed at {where} is missing",
-                               "restore the file or remove its row from samples.csv")
+            raise DatasetError(
+                path, f"{what} listed at {where} is missing", "restore the file or remove its row from samples.csv"
+            )
         size = image_size(path)
         if size != self.info.size:
-            raise DatasetError(path, f"{what} is {size[0]}×{size[1]}, dataset.json says {self.info.size[0]}×"
-                               f"{self.info.size[1]}", "resize it, or fix 'size' in dataset.json")
+            raise DatasetError(
+                path,
+                f"{what} is {size[0]}×{size[1]}, dataset.json says {self.info.size[0]}×{self.info.size[1]}",
+                "resize it, or fix 'size' in dataset.json",
+            )
 
     def labels(self) -> list[int]:
         """Class index per sample (classification), for stratified splits; ``-1`` where unknown."""

@@ -31,8 +31,7 @@ def split_indices() -> dict[str, np.ndarray]:
     labels = load_digits().target
     all_idx = np.arange(len(labels))
     pool, rest = train_test_split(all_idx, train_size=SPLIT_SIZES["pool"], stratify=labels, random_state=SPLIT_SEED)
-    val, test = train_test_split(rest, train_size=SPLIT_SIZES["val"], stratify=labels[rest],
-                                 random_state=SPLIT_SEED)
+    val, test = train_test_split(rest, train_size=SPLIT_SIZES["val"], stratify=labels[rest], random_state=SPLIT_SEED)
     return {"pool": np.sort(pool), "val": np.sort(val), "test": np.sort(test)}
 
 
@@ -48,8 +47,15 @@ class RealDigits(Dataset[Sample]):
         transform: optional ``Sample -> Sample``.
     """
 
-    def __init__(self, split: Split, *, size: int = 32, channels: int = 1, use_labels: bool | None = None,
-                 transform: object = None) -> None:
+    def __init__(
+        self,
+        split: Split,
+        *,
+        size: int = 32,
+        channels: int = 1,
+        use_labels: bool | None = None,
+        transform: object = None,
+    ) -> None:
         if split not in SPLIT_SIZES:
             raise ValueError(f"unknown split {split!r}; use one of {list(SPLIT_SIZES)}")
         digits = load_digits()
@@ -71,6 +77,10 @@ class RealDigits(Dataset[Sample]):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> Sample:
-        sample = Sample(image=self.images[index], label=self.label_tensor[index] if self.use_labels else None,
-                        domain=1, id=self.ids[index])
+        sample = Sample(
+            image=self.images[index],
+            label=self.label_tensor[index] if self.use_labels else None,
+            domain=1,
+            id=self.ids[index],
+        )
         return self.transform(sample) if self.transform is not None else sample  # type: ignore[operator]

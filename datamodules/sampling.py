@@ -31,7 +31,7 @@ def batch_counts(proportions: Sequence[float], batch_size: int, num_batches: int
         want = [s * batch_size * b for s in share]
         counts = [math.floor(w) - t for w, t in zip(want, taken, strict=True)]
         short = batch_size - sum(counts)
-        order = sorted(range(len(share)), key=lambda i: (want[i] - math.floor(want[i])), reverse=True)
+        order = sorted(range(len(share)), key=lambda i: want[i] - math.floor(want[i]), reverse=True)
         for i in order[:short]:
             counts[i] += 1
         taken = [t + c for t, c in zip(taken, counts, strict=True)]
@@ -50,8 +50,9 @@ class MixtureBatchSampler(Sampler[list[int]]):
         seed: base seed; epoch ``e`` shuffles with ``seed + e`` (set by Lightning through ``set_epoch``).
     """
 
-    def __init__(self, sizes: Sequence[int], proportions: Sequence[float], *, batch_size: int, num_batches: int,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, sizes: Sequence[int], proportions: Sequence[float], *, batch_size: int, num_batches: int, seed: int = 0
+    ) -> None:
         if len(sizes) != len(proportions):
             raise ValueError(f"{len(sizes)} datasets but {len(proportions)} proportions")
         empty = [i for i, (n, p) in enumerate(zip(sizes, proportions, strict=True)) if n == 0 and p > 0]

@@ -127,13 +127,22 @@ class DigitsSimulator:
         p: dict[str, Any] = {
             "digit": int(rng.integers(10)),
             "font": self.fonts[int(rng.integers(len(self.fonts)))],
-            "scale": u(*c.scale), "aspect": u(*c.aspect), "rotation": u(*c.rotation), "shear": u(*c.shear),
-            "dx": u(-c.translation, c.translation), "dy": u(-c.translation, c.translation),
+            "scale": u(*c.scale),
+            "aspect": u(*c.aspect),
+            "rotation": u(*c.rotation),
+            "shear": u(*c.shear),
+            "dx": u(-c.translation, c.translation),
+            "dy": u(-c.translation, c.translation),
             "stroke": int(rng.integers(c.stroke[0], c.stroke[1] + 1)),
-            "blur": u(*c.blur), "noise": u(*c.noise),
-            "foreground": u(*c.foreground), "background": u(*c.background), "invert": invert,
-            "gradient": u(-c.gradient, c.gradient), "gradient_angle": u(0, 2 * math.pi),
-            "tilt_x": u(-c.depth_tilt, c.depth_tilt), "tilt_y": u(-c.depth_tilt, c.depth_tilt),
+            "blur": u(*c.blur),
+            "noise": u(*c.noise),
+            "foreground": u(*c.foreground),
+            "background": u(*c.background),
+            "invert": invert,
+            "gradient": u(-c.gradient, c.gradient),
+            "gradient_angle": u(0, 2 * math.pi),
+            "tilt_x": u(-c.depth_tilt, c.depth_tilt),
+            "tilt_y": u(-c.depth_tilt, c.depth_tilt),
             "clutter": bool(rng.random() < c.clutter),
         }
         p["fg_color"] = (1 + c.color_jitter * (rng.random(3) - 0.5)).tolist() if c.channels == 3 else [1.0]
@@ -160,17 +169,29 @@ class DigitsSimulator:
         inv = col("invert")
         images = inv * (1 - images) + (1 - inv) * images
         images = _gaussian_blur(images, col("blur").view(n))
-        noise = torch.stack([torch.from_numpy(np.random.default_rng(p["noise_seed"]).standard_normal(
-            (c.channels, s, s)).astype(np.float32)) for p in params])
+        noise = torch.stack(
+            [
+                torch.from_numpy(
+                    np.random.default_rng(p["noise_seed"]).standard_normal((c.channels, s, s)).astype(np.float32)
+                )
+                for p in params
+            ]
+        )
         images = (images + noise * col("noise")).clamp_(0, 1)
         depth = 1 + col("tilt_x") * xx + col("tilt_y") * yy - c.depth_relief * alpha
-        return Rendered(images=images, labels=torch.tensor([p["digit"] for p in params]),
-                        masks=(alpha > 0.5).float(), depth=depth, params=params)
+        return Rendered(
+            images=images,
+            labels=torch.tensor([p["digit"] for p in params]),
+            masks=(alpha > 0.5).float(),
+            depth=depth,
+            params=params,
+        )
 
     def sample(self, index: int) -> Sample:
         out = self.render([index])
-        return Sample(image=out.images[0], label=out.labels[0], mask=out.masks[0], depth=out.depth[0],
-                      id=f"{index:07d}")
+        return Sample(
+            image=out.images[0], label=out.labels[0], mask=out.masks[0], depth=out.depth[0], id=f"{index:07d}"
+        )
 
     def _glyphs(self, params: list[dict[str, Any]]) -> Tensor:
         """Pick, thicken/thin and warp each sample's glyph; supersample 2× and average down."""

@@ -32,8 +32,17 @@ class Source(ABC):
 class SampleTensorDataset(Dataset[Sample]):
     """Samples held in memory as stacked tensors (rendered or random data)."""
 
-    def __init__(self, images: torch.Tensor, *, labels: torch.Tensor | None = None, masks: torch.Tensor | None = None,
-                 depth: torch.Tensor | None = None, domain: int = 0, prefix: str = "", transform: Any = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        *,
+        labels: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        depth: torch.Tensor | None = None,
+        domain: int = 0,
+        prefix: str = "",
+        transform: Any = None,
+    ) -> None:
         self.images, self.label_tensor, self.masks, self.depth = images, labels, masks, depth
         self.domain, self.prefix, self.transform = domain, prefix, transform
 
@@ -45,8 +54,14 @@ class SampleTensorDataset(Dataset[Sample]):
 
     def __getitem__(self, i: int) -> Sample:
         pick = lambda t: None if t is None else t[i]  # noqa: E731
-        s = Sample(image=self.images[i], label=pick(self.label_tensor), mask=pick(self.masks), depth=pick(self.depth),
-                   domain=self.domain, id=f"{self.prefix}{i:07d}")
+        s = Sample(
+            image=self.images[i],
+            label=pick(self.label_tensor),
+            mask=pick(self.masks),
+            depth=pick(self.depth),
+            domain=self.domain,
+            id=f"{self.prefix}{i:07d}",
+        )
         return self.transform(s) if self.transform is not None else s
 
 
@@ -72,8 +87,15 @@ class DigitsSimulatorSource(Source):
         domain: domain id (0 = source).
     """
 
-    def __init__(self, *, num_samples: int = 20000, seed: int = 0, config: DigitsSimulatorConfig | None = None,
-                 use_labels: bool = True, domain: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        num_samples: int = 20000,
+        seed: int = 0,
+        config: DigitsSimulatorConfig | None = None,
+        use_labels: bool = True,
+        domain: int = 0,
+    ) -> None:
         self.num_samples, self.seed, self.use_labels, self.domain = num_samples, seed, use_labels, domain
         self.config = config or DigitsSimulatorConfig()
 
@@ -81,8 +103,15 @@ class DigitsSimulatorSource(Source):
         sim = DigitsSimulator(self.config, seed=self.seed)
         chunks = [sim.render(range(i, min(i + 512, self.num_samples))) for i in range(0, self.num_samples, 512)]
         cat = lambda key: torch.cat([getattr(c, key) for c in chunks])  # noqa: E731
-        return SampleTensorDataset(cat("images"), labels=cat("labels") if self.use_labels else None, masks=cat("masks"),
-                             depth=cat("depth"), domain=self.domain, prefix=f"sim{self.seed}-", transform=transform)
+        return SampleTensorDataset(
+            cat("images"),
+            labels=cat("labels") if self.use_labels else None,
+            masks=cat("masks"),
+            depth=cat("depth"),
+            domain=self.domain,
+            prefix=f"sim{self.seed}-",
+            transform=transform,
+        )
 
 
 class Syn2RealSource(Source):
@@ -96,15 +125,29 @@ class Syn2RealSource(Source):
         domain_per_stage: with ``stage: all``, give stage k the domain ``domain + k`` (multi-source methods).
     """
 
-    def __init__(self, *, root: str, stage: str = "latest", use_labels: bool = True, domain: int = 0,
-                 domain_per_stage: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        root: str,
+        stage: str = "latest",
+        use_labels: bool = True,
+        domain: int = 0,
+        domain_per_stage: bool = False,
+    ) -> None:
         self.root, self.stage, self.use_labels = root, stage, use_labels
         self.domain, self.domain_per_stage = domain, domain_per_stage
 
     def load(self, transform: Any = None) -> Dataset[Sample]:
         folders = select_stages(Path(self.root), self.stage)
-        parts = [Syn2RealDataset(f, domain=self.domain + (k if self.domain_per_stage else 0),
-                                 use_labels=self.use_labels, transform=transform) for k, f in enumerate(folders)]
+        parts = [
+            Syn2RealDataset(
+                f,
+                domain=self.domain + (k if self.domain_per_stage else 0),
+                use_labels=self.use_labels,
+                transform=transform,
+            )
+            for k, f in enumerate(folders)
+        ]
         if len(parts) == 1:
             return parts[0]
         return StageConcat(parts)
@@ -120,27 +163,44 @@ class RealDigitsSource(Source):
         use_labels: attach labels; defaults to ``False`` for the pool, which methods must not read labels from.
     """
 
-    def __init__(self, *, split: Split = "test", size: int = 32, channels: int = 1,
-                 use_labels: bool | None = None) -> None:
+    def __init__(
+        self, *, split: Split = "test", size: int = 32, channels: int = 1, use_labels: bool | None = None
+    ) -> None:
         self.split, self.size, self.channels = split, size, channels
         self.use_labels = split != "pool" if use_labels is None else use_labels
 
     def load(self, transform: Any = None) -> RealDigits:
-        return RealDigits(self.split, size=self.size, channels=self.channels, use_labels=self.use_labels,
-                          transform=transform)
+        return RealDigits(
+            self.split, size=self.size, channels=self.channels, use_labels=self.use_labels, transform=transform
+        )
 
 
 class ImageFolderSource(Source):
     """Labeled real images in class subfolders (see :class:`~datamodules.folders.ImageFolderDataset`)."""
 
-    def __init__(self, *, root: str, classes: list[str] | None = None, channels: int = 3,
-                 size: tuple[int, int] | None = None, use_labels: bool = True, domain: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        root: str,
+        classes: list[str] | None = None,
+        channels: int = 3,
+        size: tuple[int, int] | None = None,
+        use_labels: bool = True,
+        domain: int = 1,
+    ) -> None:
         self.root, self.classes, self.channels, self.size = root, classes, channels, size
         self.use_labels, self.domain = use_labels, domain
 
     def load(self, transform: Any = None) -> ImageFolderDataset:
-        return ImageFolderDataset(self.root, classes=self.classes, channels=self.channels, size=self.size,
-                                  domain=self.domain, use_labels=self.use_labels, transform=transform)
+        return ImageFolderDataset(
+            self.root,
+            classes=self.classes,
+            channels=self.channels,
+            size=self.size,
+            domain=self.domain,
+            use_labels=self.use_labels,
+            transform=transform,
+        )
 
 
 class UnlabeledFolderSource(Source):
@@ -150,21 +210,37 @@ class UnlabeledFolderSource(Source):
         self.root, self.channels, self.size, self.domain = root, channels, size, domain
 
     def load(self, transform: Any = None) -> UnlabeledFolderDataset:
-        return UnlabeledFolderDataset(self.root, channels=self.channels, size=self.size, domain=self.domain,
-                                      transform=transform)
+        return UnlabeledFolderDataset(
+            self.root, channels=self.channels, size=self.size, domain=self.domain, transform=transform
+        )
 
 
 class SegmentationFolderSource(Source):
     """Real image + label-map pairs with a class-mapping file."""
 
-    def __init__(self, *, images: str, labels: str, class_map: str, channels: int = 3,
-                 size: tuple[int, int] | None = None, domain: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        images: str,
+        labels: str,
+        class_map: str,
+        channels: int = 3,
+        size: tuple[int, int] | None = None,
+        domain: int = 1,
+    ) -> None:
         self.images, self.labels, self.class_map = images, labels, class_map
         self.channels, self.size, self.domain = channels, size, domain
 
     def load(self, transform: Any = None) -> SegmentationFolderDataset:
-        return SegmentationFolderDataset(self.images, self.labels, self.class_map, channels=self.channels,
-                                         size=self.size, domain=self.domain, transform=transform)
+        return SegmentationFolderDataset(
+            self.images,
+            self.labels,
+            self.class_map,
+            channels=self.channels,
+            size=self.size,
+            domain=self.domain,
+            transform=transform,
+        )
 
 
 class RandomSource(Source):
@@ -181,9 +257,18 @@ class RandomSource(Source):
         domain: domain id.
     """
 
-    def __init__(self, *, num_samples: int = 16, num_classes: int = 10, size: int = 32, channels: int = 1,
-                 task: Literal["classification", "segmentation"] = "classification", seed: int = 0,
-                 use_labels: bool = True, domain: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        num_samples: int = 16,
+        num_classes: int = 10,
+        size: int = 32,
+        channels: int = 1,
+        task: Literal["classification", "segmentation"] = "classification",
+        seed: int = 0,
+        use_labels: bool = True,
+        domain: int = 0,
+    ) -> None:
         self.num_samples, self.num_classes, self.size, self.channels = num_samples, num_classes, size, channels
         self.task, self.seed, self.use_labels, self.domain = task, seed, use_labels, domain
 
@@ -198,8 +283,15 @@ class RandomSource(Source):
             labels[torch.rand(n, s, s, generator=g) < 0.05] = IGNORE_INDEX
         masks = (torch.rand(n, 1, s, s, generator=g) > 0.5).float()
         depth = torch.rand(n, 1, s, s, generator=g)
-        return SampleTensorDataset(images, labels=labels if self.use_labels else None, masks=masks, depth=depth,
-                             domain=self.domain, prefix=f"rand{self.seed}-", transform=transform)
+        return SampleTensorDataset(
+            images,
+            labels=labels if self.use_labels else None,
+            masks=masks,
+            depth=depth,
+            domain=self.domain,
+            prefix=f"rand{self.seed}-",
+            transform=transform,
+        )
 
 
 def stratified_budget(labels: list[int], budget: int, seed: int) -> list[int]:
@@ -211,8 +303,9 @@ def stratified_budget(labels: list[int], budget: int, seed: int) -> list[int]:
         ValueError: if ``budget`` exceeds the number of labeled samples.
     """
     if budget > len(labels):
-        raise ValueError(f"budget {budget} is larger than the real pool ({len(labels)} labeled images); use at most "
-                         f"{len(labels)}")
+        raise ValueError(
+            f"budget {budget} is larger than the real pool ({len(labels)} labeled images); use at most {len(labels)}"
+        )
     g = torch.Generator().manual_seed(seed)
     by_class: dict[int, list[int]] = {}
     for i in torch.randperm(len(labels), generator=g).tolist():
@@ -246,8 +339,10 @@ class BudgetSource(Source):
         data = self.source.load(transform)
         labels = data.labels() if hasattr(data, "labels") else []
         if not labels or min(labels) < 0:
-            raise ValueError(f"{type(self.source).__name__} has no labels to draw a budget from: use a labeled split "
-                             "(for the real digits pool: use_labels: true)")
+            raise ValueError(
+                f"{type(self.source).__name__} has no labels to draw a budget from: use a labeled split "
+                "(for the real digits pool: use_labels: true)"
+            )
         subset = Subset(data, stratified_budget(labels, self.budget, self.seed))
         subset.classes = getattr(data, "classes", None)  # type: ignore[attr-defined]
         return subset

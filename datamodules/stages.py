@@ -35,21 +35,29 @@ def select_stages(root: str | Path, stage: str | int = "latest") -> list[Path]:
         own = (info.stage or {}).get("index")
         if stage in ("latest", "all", "best") or str(stage) == str(own):
             return [root]
-        raise DatasetError(root, f"is a single dataset (stage index {own}), not a run holding stage {stage!r}",
-                           "point to the run folder that holds the stage folders, or use stage: latest")
+        raise DatasetError(
+            root,
+            f"is a single dataset (stage index {own}), not a run holding stage {stage!r}",
+            "point to the run folder that holds the stage folders, or use stage: latest",
+        )
     if not root.is_dir():
         raise DatasetError(root, "folder does not exist", "check the path, or create it with `syn2real simulate`")
     stages = list_stages(root)
     if not stages:
-        raise DatasetError(root / "dataset.json", "missing, and no stage folders with a dataset.json inside",
-                           "point to a syn2real dataset or a folder of stage datasets")
+        raise DatasetError(
+            root / "dataset.json",
+            "missing, and no stage folders with a dataset.json inside",
+            "point to a syn2real dataset or a folder of stage datasets",
+        )
     chosen = _choose(root, stages, stage)
     first_path, first = chosen[0]
     for path, info in chosen[1:]:
         if info.classes != first.classes or info.task != first.task:
-            raise DatasetError(path / "dataset.json", f"class list {info.classes} differs from {first.classes} in "
-                               f"{first_path / 'dataset.json'}", "use stages rendered with the same classes, or "
-                               "select one stage")
+            raise DatasetError(
+                path / "dataset.json",
+                f"class list {info.classes} differs from {first.classes} in {first_path / 'dataset.json'}",
+                "use stages rendered with the same classes, or select one stage",
+            )
     return [p for p, _ in chosen]
 
 
@@ -61,8 +69,11 @@ def _choose(root: Path, stages: list[tuple[Path, DatasetInfo]], stage: str | int
     if stage == "best":
         scored = [(p, i) for p, i in stages if isinstance((i.stage or {}).get("score"), int | float)]
         if not scored:
-            raise DatasetError(root, "no stage records a score, so there is no 'best'",
-                               "write stage.score in each dataset.json, or use stage: latest | all | <index>")
+            raise DatasetError(
+                root,
+                "no stage records a score, so there is no 'best'",
+                "write stage.score in each dataset.json, or use stage: latest | all | <index>",
+            )
         return [max(scored, key=lambda t: t[1].stage["score"])]  # type: ignore[index]
     try:
         wanted = int(stage)

@@ -22,8 +22,9 @@ def build_pipeline(preset: Augment, *, seed: int | None = None) -> A.Compose | N
     """The albumentations pipeline of a preset (``None`` for ``"none"``)."""
     if preset == "none":
         return None
-    geometric = A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), shear=(-8, 8),
-                         fill=0, fill_mask=0, p=0.8)
+    geometric = A.Affine(
+        scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), shear=(-8, 8), fill=0, fill_mask=0, p=0.8
+    )
     photometric: list[A.BasicTransform] = [A.RandomBrightnessContrast(0.2, 0.2, p=0.5)]
     if preset == "strong":
         photometric += [A.GaussianBlur(sigma_limit=(0.1, 1.0), p=0.3), A.GaussNoise(std_range=(0.01, 0.06), p=0.3)]

@@ -73,8 +73,9 @@ class DatasetWriter:
             raise ValueError(f"sample id {sid!r} may not contain path separators")
         shape = tuple(sample.image.shape)
         if shape != (self.info.channels, *self.info.size):
-            raise ValueError(f"sample {sid!r} image has shape {shape}, the dataset is "
-                             f"{(self.info.channels, *self.info.size)}")
+            raise ValueError(
+                f"sample {sid!r} image has shape {shape}, the dataset is {(self.info.channels, *self.info.size)}"
+            )
         row = {"id": sid, "image": f"images/{sid}.png", "label": "", "mask": "", "depth": "", "params": ""}
         write_image(self._tmp / row["image"], sample.image)
         if self.info.labels:
@@ -96,8 +97,9 @@ class DatasetWriter:
         self._csv.writerow([row[c] for c in COLUMNS])
         self._count += 1
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._tmp is not None
         self._file.close()
         if exc_type is not None:

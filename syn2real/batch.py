@@ -66,8 +66,9 @@ def _stack_optional(values: Sequence[Tensor | None], what: str, *, strict: bool)
     if not any(present):
         return None
     if not all(present):
-        raise ValueError(f"some samples in this batch have {what} and others do not; "
-                         "mix only datasets with the same modalities")
+        raise ValueError(
+            f"some samples in this batch have {what} and others do not; mix only datasets with the same modalities"
+        )
     return torch.stack(list(values))  # type: ignore[arg-type]
 
 

@@ -56,12 +56,16 @@ def require_datamodule(module: Any, protocol: type[P], *, purpose: str) -> P:
     method = type(module).__name__
     wanted = sorted(n for n in vars(protocol) if not n.startswith("_") and callable(getattr(protocol, n)))
     if datamodule is None:
-        raise TypeError(f"{method} needs a datamodule providing {wanted} ({purpose}); it was given dataloaders "
-                        f"without a datamodule. Pass a datamodule implementing {protocol.__name__}, e.g. "
-                        "datamodules.DomainPairDataModule")
+        raise TypeError(
+            f"{method} needs a datamodule providing {wanted} ({purpose}); it was given dataloaders "
+            f"without a datamodule. Pass a datamodule implementing {protocol.__name__}, e.g. "
+            "datamodules.DomainPairDataModule"
+        )
     missing = [n for n in wanted if not callable(getattr(datamodule, n, None))]
     if missing:
-        raise TypeError(f"{method} needs {missing} on its datamodule ({purpose}), but "
-                        f"{type(datamodule).__module__}.{type(datamodule).__qualname__} has no {', '.join(missing)}. "
-                        f"Use a datamodule implementing syn2real.data_api.{protocol.__name__}")
+        raise TypeError(
+            f"{method} needs {missing} on its datamodule ({purpose}), but "
+            f"{type(datamodule).__module__}.{type(datamodule).__qualname__} has no {', '.join(missing)}. "
+            f"Use a datamodule implementing syn2real.data_api.{protocol.__name__}"
+        )
     return datamodule  # type: ignore[return-value]

@@ -34,8 +34,10 @@ def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     record = checkpoint.get(REFINER_RECORD) if isinstance(checkpoint, dict) else None
     if record is None:
-        raise ValueError(f"{ckpt} is not a refiner checkpoint (no {REFINER_RECORD!r} record): `syn2real refine` "
-                         "needs a checkpoint written while training CycleGAN, SimGAN or another refiner")
+        raise ValueError(
+            f"{ckpt} is not a refiner checkpoint (no {REFINER_RECORD!r} record): `syn2real refine` "
+            "needs a checkpoint written while training CycleGAN, SimGAN or another refiner"
+        )
     module, _, name = record["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     model = cls.load_from_checkpoint(ckpt, map_location=device).eval()
@@ -45,41 +47,74 @@ def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
 def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
     """The dataset must have the channels and image size the refiner was trained on."""
     if info.channels != record["channels"]:
-        raise DatasetError(where, f"has {info.channels}-channel images; the refiner was trained on "
-                           f"{record['channels']}-channel images", "refine data of the kind the refiner was trained on")
+        raise DatasetError(
+            where,
+            f"has {info.channels}-channel images; the refiner was trained on {record['channels']}-channel images",
+            "refine data of the kind the refiner was trained on",
+        )
     size = tuple(record.get("size") or ())
     if size and size != (0, 0) and tuple(info.size) != size:
-        raise DatasetError(where, f"images are {info.size[0]}×{info.size[1]}; the refiner was trained on "
-                           f"{size[0]}×{size[1]}", "resize the dataset or train the refiner at this size")
+        raise DatasetError(
+            where,
+            f"images are {info.size[0]}×{info.size[1]}; the refiner was trained on {size[0]}×{size[1]}",
+            "resize the dataset or train the refiner at this size",
+        )
 
 
 def _item(values: torch.Tensor | None, k: int) -> torch.Tensor | None:
     return None if values is None else values[k]
 
 
-def refine_dataset(ckpt: Path, data: Path, out: Path, *, stage: str = "latest", batch_size: int = 64,
-                   device: str = "cpu", overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+def refine_dataset(
+    ckpt: Path,
+    data: Path,
+    out: Path,
+    *,
+    stage: str = "latest",
+    batch_size: int = 64,
+    device: str = "cpu",
+    overwrite: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput."""
     prepare_output(out, overwrite=overwrite)
     model, record = load_refiner(ckpt, device)
     source = select_stages(data, stage)[0]
     dataset = Syn2RealDataset(source)
     check_compatible(record, dataset.info, source)
-    info = dataclasses.replace(dataset.info, producer={
-        "name": "syn2real.refine", "version": __version__, "refiner": record["class_path"],
-        "checkpoint": str(ckpt.resolve()), "config": dict(model.hparams), "parent": str(source.resolve()),
-        "parent_producer": dataset.info.producer})
+    info = dataclasses.replace(
+        dataset.info,
+        producer={
+            "name": "syn2real.refine",
+            "version": __version__,
+            "refiner": record["class_path"],
+            "checkpoint": str(ckpt.resolve()),
+            "config": dict(model.hparams),
+            "parent": str(source.resolve()),
+            "parent_producer": dataset.info.producer,
+        },
+    )
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     started, done = time.perf_counter(), 0
-    with Progress(*columns, console=console or Console(stderr=True)) as bar, \
-            DatasetWriter(out, info, overwrite=overwrite) as writer:
+    with (
+        Progress(*columns, console=console or Console(stderr=True)) as bar,
+        DatasetWriter(out, info, overwrite=overwrite) as writer,
+    ):
         task = bar.add_task("refine", total=len(dataset))
         for batch in loader:
             refined = model.refine(batch.images.to(device)).cpu()
             for k, sid in enumerate(batch.ids):
-                writer.add(Sample(image=refined[k], label=_item(batch.labels, k), mask=_item(batch.masks, k),
-                                  depth=_item(batch.depth, k), id=sid), params=dataset.params(done + k))
+                writer.add(
+                    Sample(
+                        image=refined[k],
+                        label=_item(batch.labels, k),
+                        mask=_item(batch.masks, k),
+                        depth=_item(batch.depth, k),
+                        id=sid,
+                    ),
+                    params=dataset.params(done + k),
+                )
             done += len(batch)
             bar.advance(task, len(batch))
     seconds = time.perf_counter() - started

@@ -50,8 +50,9 @@ def task_loss(logits: Tensor, labels: Tensor, *, label_smoothing: float = 0.0) -
 AdversarialMode = Literal["vanilla", "lsgan", "hinge"]
 
 
-def discriminator_loss(real: Tensor, fake: Tensor, *, mode: AdversarialMode = "lsgan",
-                       real_target: float = 1.0) -> Tensor:
+def discriminator_loss(
+    real: Tensor, fake: Tensor, *, mode: AdversarialMode = "lsgan", real_target: float = 1.0
+) -> Tensor:
     """Discriminator loss on raw scores (any shape), averaged over batch and positions.
 
     ``vanilla``: BCE-with-logits, real → ``real_target``, fake → 0. ``lsgan``: ½[(D(real) − real_target)² + D(fake)²]
@@ -59,8 +60,9 @@ def discriminator_loss(real: Tensor, fake: Tensor, *, mode: AdversarialMode = "l
     ``real_target < 1`` is one-sided label smoothing.
     """
     if mode == "vanilla":
-        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_target))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        return F.binary_cross_entropy_with_logits(
+            real, torch.full_like(real, real_target)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
     if mode == "lsgan":
         return 0.5 * ((real - real_target).pow(2).mean() + fake.pow(2).mean())
     if mode == "hinge":

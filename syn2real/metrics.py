@@ -16,6 +16,7 @@ def task_metric(task: str, num_classes: int) -> tuple[str, Metric]:
     if task == "classification":
         return "target_acc", MulticlassAccuracy(num_classes=num_classes, average="micro")
     if task == "segmentation":
-        return "target_miou", MulticlassJaccardIndex(num_classes=num_classes, average="macro",
-                                                     ignore_index=IGNORE_INDEX)
+        return "target_miou", MulticlassJaccardIndex(
+            num_classes=num_classes, average="macro", ignore_index=IGNORE_INDEX
+        )
     raise ValueError(f"unknown task {task!r}")

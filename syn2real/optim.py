@@ -58,8 +58,9 @@ class OptimizerSpec:
         if self.name == "adam":
             return torch.optim.Adam(params, lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay)
         if self.name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                                   weight_decay=self.weight_decay)
+            return torch.optim.SGD(
+                params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
+            )
         raise ValueError(f"unknown optimizer {self.name!r}; use adamw, adam or sgd")
 
 
@@ -106,8 +107,9 @@ class SchedulerSpec:
         raise ValueError(f"unknown scheduler {self.name!r}; use none, cosine, annealed or linear_decay")
 
 
-def configure_optimization(params: Iterable[Any], optimizer: OptimizerSpec, scheduler: SchedulerSpec, *,
-                           total_steps: float | int) -> Any:
+def configure_optimization(
+    params: Iterable[Any], optimizer: OptimizerSpec, scheduler: SchedulerSpec, *, total_steps: float | int
+) -> Any:
     """What ``configure_optimizers`` returns for one optimizer: the optimizer alone, or with its scheduler."""
     opt = optimizer.build(params)
     sched = scheduler.build(opt, total_steps=total_steps)

@@ -77,14 +77,17 @@ def load_backbone_weights(model: nn.Module, arch: str, pretrained: str | None) -
         return
     if pretrained == OFFLINE_IMAGENET:
         if arch != "efficientnet_lite0":
-            raise ValueError(f"offline ImageNet weights exist only for efficientnet_lite0, not {arch!r}; "
-                             "pass a checkpoint path instead")
+            raise ValueError(
+                f"offline ImageNet weights exist only for efficientnet_lite0, not {arch!r}; "
+                "pass a checkpoint path instead"
+            )
         state = efficientnet_lite0_imagenet().state_dict()
     else:
         path = Path(pretrained)
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights {path} not found; give a state-dict path or "
-                                    f"{OFFLINE_IMAGENET!r}")
+            raise FileNotFoundError(
+                f"pretrained weights {path} not found; give a state-dict path or {OFFLINE_IMAGENET!r}"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
     own = model.state_dict()

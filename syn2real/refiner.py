@@ -34,8 +34,9 @@ class RefinerBase(pl.LightningModule):
 
     def setup_refiner(self) -> None:
         decay = self.hparams.get("ema_decay")
-        self.generator_ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-                              if decay else None)
+        self.generator_ema = (
+            AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
+        )
         self.register_buffer("trained_size", torch.zeros(2, dtype=torch.long))  # H, W seen in training
         self._distances: list[FeatureDistances] = []  # built on first validation; not part of the state
 
@@ -66,9 +67,12 @@ class RefinerBase(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         cls = type(self)
-        checkpoint[REFINER_RECORD] = {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                                      "method": cls.__module__.split(".")[1], "channels": self.hparams.in_channels,
-                                      "size": self.trained_size.tolist()}
+        checkpoint[REFINER_RECORD] = {
+            "class_path": f"{cls.__module__}.{cls.__qualname__}",
+            "method": cls.__module__.split(".")[1],
+            "channels": self.hparams.in_channels,
+            "size": self.trained_size.tolist(),
+        }
 
     # validation: distance of refined source images to real images, and a sample grid
     def _metric(self) -> FeatureDistances:
@@ -121,5 +125,10 @@ class RefinerBase(pl.LightningModule):
         folder = Path(self.trainer.log_dir) / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         # rows: source, refined, real
-        save_image(torch.cat([source[:n], refined[:n], self._grid_real[:n]]), folder /
-                   f"epoch{self.current_epoch:03d}.png", nrow=n, padding=1, pad_value=0.5)
+        save_image(
+            torch.cat([source[:n], refined[:n], self._grid_real[:n]]),
+            folder / f"epoch{self.current_epoch:03d}.png",
+            nrow=n,
+            padding=1,
+            pad_value=0.5,
+        )

@@ -19,17 +19,38 @@ def make_samples(n: int = 6, *, channels: int = 1, size: int = 8, num_classes: i
     out = []
     for i in range(n):
         image = torch.randint(0, 256, (channels, size, size), generator=g).float() / 255
-        out.append(Sample(image=image, label=torch.tensor(i % num_classes),
-                          mask=(torch.rand(1, size, size, generator=g) > 0.5).float(),
-                          depth=torch.rand(1, size, size, generator=g), id=f"s{i:03d}"))
+        out.append(
+            Sample(
+                image=image,
+                label=torch.tensor(i % num_classes),
+                mask=(torch.rand(1, size, size, generator=g) > 0.5).float(),
+                depth=torch.rand(1, size, size, generator=g),
+                id=f"s{i:03d}",
+            )
+        )
     return out
 
 
-def write_dataset(root: Path, samples: list[Sample], *, classes: list[str] | None = None, stage: dict | None = None,
-                  channels: int = 1, size: int = 8) -> Path:
-    info = DatasetInfo(task="classification", classes=classes or ["a", "b", "c"], channels=channels,
-                       size=(size, size), masks=True, depth=True, depth_units="relative", stage=stage,
-                       producer={"name": "tests"})
+def write_dataset(
+    root: Path,
+    samples: list[Sample],
+    *,
+    classes: list[str] | None = None,
+    stage: dict | None = None,
+    channels: int = 1,
+    size: int = 8,
+) -> Path:
+    info = DatasetInfo(
+        task="classification",
+        classes=classes or ["a", "b", "c"],
+        channels=channels,
+        size=(size, size),
+        masks=True,
+        depth=True,
+        depth_units="relative",
+        stage=stage,
+        producer={"name": "tests"},
+    )
     with DatasetWriter(root, info) as w:
         for s in samples:
             w.add(s, params={"index": s.id})

@@ -20,6 +20,10 @@ def test_every_method_package_is_registered_and_configured() -> None:
 
 
 def test_no_python_file_exceeds_400_lines() -> None:
-    long = {str(p.relative_to(REPO)): n for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 400}
+    long = {
+        str(p.relative_to(REPO)): n
+        for pkg in PACKAGES
+        for p in (REPO / pkg).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
     assert not long, f"split these by concept: {long}"

@@ -46,18 +46,25 @@ class DANN(TaskEvaluation):
         backbone_lr_scale: LR multiplier of G_f (0.1 for pretrained backbones, as tllib).
     """
 
-    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(),
-                 optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="annealed", alpha=10.0, beta=0.75),
-                 discriminator_hidden: int = 1024, lambda_domain: float = 1.0, gamma: float = 10.0,
-                 lambda_max: float = 1.0, backbone_lr_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        network: TaskNetworkSpec = TaskNetworkSpec(),
+        optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
+        scheduler: SchedulerSpec = SchedulerSpec(name="annealed", alpha=10.0, beta=0.75),
+        discriminator_hidden: int = 1024,
+        lambda_domain: float = 1.0,
+        gamma: float = 10.0,
+        lambda_max: float = 1.0,
+        backbone_lr_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
         self.network: TaskNetwork = spec.build()
-        self.discriminator = domain_discriminator(feature_dim=self.network.feature_dim,
-                                                  segmentation=spec.task == "segmentation",
-                                                  hidden=discriminator_hidden)
+        self.discriminator = domain_discriminator(
+            feature_dim=self.network.feature_dim, segmentation=spec.task == "segmentation", hidden=discriminator_hidden
+        )
 
     def adaptation_factor(self) -> float:
         """λ_p at the current step."""
@@ -87,8 +94,11 @@ class DANN(TaskEvaluation):
     def configure_optimizers(self) -> Any:
         lr = self.optimizer_spec.lr
         head = {id(p) for p in self.network.head_module.parameters()}
-        groups = [{"params": [p for p in self.network.parameters() if id(p) not in head],
-                   "lr": lr * self.hparams.backbone_lr_scale},
-                  {"params": list(self.network.head_module.parameters()) + list(self.discriminator.parameters()),
-                   "lr": lr}]
+        groups = [
+            {
+                "params": [p for p in self.network.parameters() if id(p) not in head],
+                "lr": lr * self.hparams.backbone_lr_scale,
+            },
+            {"params": list(self.network.head_module.parameters()) + list(self.discriminator.parameters()), "lr": lr},
+        ]
         return self.configure_task_optimization(groups)

@@ -43,11 +43,25 @@ class AdaBN(TaskModule):
         stats_batch_size: batch size of the re-estimation pass (fixed; a last partial batch is dropped).
     """
 
-    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(), optimizer: OptimizerSpec = OptimizerSpec(),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="cosine"), init_from: str | None = None,
-                 freeze_features: bool = False, label_smoothing: float = 0.0, stats_batch_size: int = 128) -> None:
-        super().__init__(network=network, optimizer=optimizer, scheduler=scheduler, init_from=init_from,
-                         freeze_features=freeze_features, label_smoothing=label_smoothing)
+    def __init__(
+        self,
+        *,
+        network: TaskNetworkSpec = TaskNetworkSpec(),
+        optimizer: OptimizerSpec = OptimizerSpec(),
+        scheduler: SchedulerSpec = SchedulerSpec(name="cosine"),
+        init_from: str | None = None,
+        freeze_features: bool = False,
+        label_smoothing: float = 0.0,
+        stats_batch_size: int = 128,
+    ) -> None:
+        super().__init__(
+            network=network,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            init_from=init_from,
+            freeze_features=freeze_features,
+            label_smoothing=label_smoothing,
+        )
         self.adapted: TaskNetwork = copy.deepcopy(self.network).requires_grad_(False)
 
     @property

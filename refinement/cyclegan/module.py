@@ -58,24 +58,48 @@ class CycleGAN(RefinerBase):
         fd_image_size: input size of the feature network for the distances.
     """
 
-    def __init__(self, *, in_channels: int = 3, base_channels: int = 64, num_blocks: int = 9,
-                 num_downsampling: int = 2, norm: Norm = "instance", disc_base_channels: int = 64,
-                 disc_layers: int = 3, gan_mode: AdversarialMode = "lsgan", real_target: float = 1.0,
-                 g_target: float = 1.0, lambda_cycle: float = 10.0, lambda_identity: float = 0.5,
-                 pool_size: int = 50,
-                 optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="linear_decay", constant_epochs=100, decay_epochs=100),
-                 ema_decay: float | None = None, fd_samples: int = 500, fd_image_size: int = 224) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 9,
+        num_downsampling: int = 2,
+        norm: Norm = "instance",
+        disc_base_channels: int = 64,
+        disc_layers: int = 3,
+        gan_mode: AdversarialMode = "lsgan",
+        real_target: float = 1.0,
+        g_target: float = 1.0,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.5,
+        pool_size: int = 50,
+        optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)),
+        scheduler: SchedulerSpec = SchedulerSpec(name="linear_decay", constant_epochs=100, decay_epochs=100),
+        ema_decay: float | None = None,
+        fd_samples: int = 500,
+        fd_image_size: int = 224,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.optimizer_spec = as_spec(OptimizerSpec, optimizer)
         self.scheduler_spec = as_spec(SchedulerSpec, scheduler)
         plain_hparams(self)
         self.automatic_optimization = False
-        gen = {"in_channels": in_channels, "out_channels": in_channels, "base_channels": base_channels,
-               "num_blocks": num_blocks, "num_downsampling": num_downsampling, "norm": norm}
-        disc = {"in_channels": in_channels, "base_channels": disc_base_channels, "num_layers": disc_layers,
-                "norm": norm}
+        gen = {
+            "in_channels": in_channels,
+            "out_channels": in_channels,
+            "base_channels": base_channels,
+            "num_blocks": num_blocks,
+            "num_downsampling": num_downsampling,
+            "norm": norm,
+        }
+        disc = {
+            "in_channels": in_channels,
+            "base_channels": disc_base_channels,
+            "num_layers": disc_layers,
+            "norm": norm,
+        }
         self.gen_s2t, self.gen_t2s = ResnetGenerator(**gen), ResnetGenerator(**gen)
         self.disc_s, self.disc_t = PatchDiscriminator(**disc), PatchDiscriminator(**disc)
         self.pool_s = ImagePool(capacity=pool_size, mode="cyclegan", seed=1)
@@ -90,21 +114,25 @@ class CycleGAN(RefinerBase):
         """Named generator terms, and the fakes G(a), F(b) for the discriminator step."""
         hp = self.hparams
         fake_b, fake_a = self.gen_s2t(a), self.gen_t2s(b)
-        adv = (generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target)
-               + generator_loss(self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target))
+        adv = generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target) + generator_loss(
+            self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target
+        )
         cycle = F.l1_loss(self.gen_t2s(fake_b), a) + F.l1_loss(self.gen_s2t(fake_a), b)
-        identity = F.l1_loss(self.gen_s2t(b), b) + F.l1_loss(self.gen_t2s(a), a) if hp.lambda_identity > 0 else \
-            a.new_zeros(())
+        identity = (
+            F.l1_loss(self.gen_s2t(b), b) + F.l1_loss(self.gen_t2s(a), a) if hp.lambda_identity > 0 else a.new_zeros(())
+        )
         total = adv + hp.lambda_cycle * cycle + hp.lambda_cycle * hp.lambda_identity * identity
         return {"loss_g": total, "loss_g_adv": adv, "loss_g_cycle": cycle, "loss_g_identity": identity}, fake_b, fake_a
 
     def discriminator_losses(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> dict[str, Tensor]:
         """Named discriminator terms on real images and pooled (detached) fakes."""
         hp = self.hparams
-        d_t = discriminator_loss(self.disc_t(b), self.disc_t(self.pool_t(fake_b)), mode=hp.gan_mode,
-                                 real_target=hp.real_target)
-        d_s = discriminator_loss(self.disc_s(a), self.disc_s(self.pool_s(fake_a)), mode=hp.gan_mode,
-                                 real_target=hp.real_target)
+        d_t = discriminator_loss(
+            self.disc_t(b), self.disc_t(self.pool_t(fake_b)), mode=hp.gan_mode, real_target=hp.real_target
+        )
+        d_s = discriminator_loss(
+            self.disc_s(a), self.disc_s(self.pool_s(fake_a)), mode=hp.gan_mode, real_target=hp.real_target
+        )
         return {"loss_d": d_s + d_t, "loss_d_source": d_s, "loss_d_target": d_t}
 
     def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
@@ -124,8 +152,7 @@ class CycleGAN(RefinerBase):
             opt_d.zero_grad()
             self.manual_backward(losses_d["loss_d"])
             opt_d.step()
-        self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False,
-                      batch_size=len(a))
+        self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False, batch_size=len(a))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.scheduler_spec.interval == "step":

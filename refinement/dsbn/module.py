@@ -63,11 +63,19 @@ class DSBN(TaskEvaluation):
         pseudo_label_start: training progress at which stage 2 (pseudo-labels) starts.
     """
 
-    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(),
-                 optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="none"), discriminator_hidden: int = 1024,
-                 lambda_adv: float = 0.1, gamma: float = 10.0, lambda_pseudo: float = 1.0,
-                 pseudo_label_threshold: float = 0.9, pseudo_label_start: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        network: TaskNetworkSpec = TaskNetworkSpec(),
+        optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
+        scheduler: SchedulerSpec = SchedulerSpec(name="none"),
+        discriminator_hidden: int = 1024,
+        lambda_adv: float = 0.1,
+        gamma: float = 10.0,
+        lambda_pseudo: float = 1.0,
+        pseudo_label_threshold: float = 0.9,
+        pseudo_label_start: float = 0.5,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
@@ -75,8 +83,9 @@ class DSBN(TaskEvaluation):
             raise ValueError("DSBN here supports classification (pseudo-labels are per image)")
         plain = spec.build()
         self.network: TaskNetwork = convert_to_dsbn(plain, num_domains=2)  # type: ignore[assignment]
-        self.discriminator = domain_discriminator(feature_dim=plain.feature_dim, segmentation=False,
-                                                  hidden=discriminator_hidden)
+        self.discriminator = domain_discriminator(
+            feature_dim=plain.feature_dim, segmentation=False, hidden=discriminator_hidden
+        )
 
     @property
     def task_model(self) -> nn.Module:
@@ -91,15 +100,20 @@ class DSBN(TaskEvaluation):
             ft = self.network.forward_features(batch.target.images)
         loss_cls = task_loss(self.network.forward_head(fs), batch.source.labels)
         d = self.discriminator(grad_reverse(torch.cat([fs, ft]), dann_lambda(p, hp.gamma)))
-        loss_adv, _ = domain_adversarial_loss(d[: len(fs)], d[len(fs):])
+        loss_adv, _ = domain_adversarial_loss(d[: len(fs)], d[len(fs) :])
         logits_t = self.network.forward_head(ft)
         confidence, pseudo = logits_t.detach().softmax(1).max(1)
         keep = confidence >= hp.pseudo_label_threshold
         use_pseudo = p >= hp.pseudo_label_start and bool(keep.any())
         loss_pl = task_loss(logits_t[keep], pseudo[keep]) if use_pseudo else logits_t.sum() * 0.0
         total = loss_cls + hp.lambda_adv * loss_adv + (hp.lambda_pseudo * loss_pl if use_pseudo else 0.0)
-        return {"loss": total, "loss_cls": loss_cls, "loss_adv": loss_adv, "loss_pseudo": loss_pl,
-                "pseudo_fraction": keep.float().mean()}
+        return {
+            "loss": total,
+            "loss_cls": loss_cls,
+            "loss_adv": loss_adv,
+            "loss_pseudo": loss_pl,
+            "pseudo_fraction": keep.float().mean(),
+        }
 
     def training_step(self, batch: DomainBatch, batch_idx: int) -> Tensor:
         if batch.source.labels is None:

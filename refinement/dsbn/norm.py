@@ -34,7 +34,8 @@ def convert_to_dsbn(model: nn.Module, num_domains: int) -> nn.Module:
     Raises:
         ValueError: if the model has no BN layer.
     """
-    if not replace_modules(model, lambda m: isinstance(m, _BatchNorm),
-                           lambda m: DomainSpecificBatchNorm(m, num_domains)):
+    if not replace_modules(
+        model, lambda m: isinstance(m, _BatchNorm), lambda m: DomainSpecificBatchNorm(m, num_domains)
+    ):
         raise ValueError(f"{type(model).__name__} has no BatchNorm layers to make domain-specific")
     return model

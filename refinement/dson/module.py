@@ -57,13 +57,20 @@ class DSON(TaskEvaluation):
         scheduler: LR schedule.
     """
 
-    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(), num_domains: int = 3,
-                 optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="cosine")) -> None:
+    def __init__(
+        self,
+        *,
+        network: TaskNetworkSpec = TaskNetworkSpec(),
+        num_domains: int = 3,
+        optimizer: OptimizerSpec = OptimizerSpec(name="adamw", lr=1e-3),
+        scheduler: SchedulerSpec = SchedulerSpec(name="cosine"),
+    ) -> None:
         super().__init__()
         if num_domains < 2:
-            raise ValueError(f"DSON needs at least two source domains (num_domains={num_domains}); with one "
-                             "domain train a TaskModule, or split your synthetic data by simulator setting/stage")
+            raise ValueError(
+                f"DSON needs at least two source domains (num_domains={num_domains}); with one "
+                "domain train a TaskModule, or split your synthetic data by simulator setting/stage"
+            )
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
         self.network: TaskNetwork = convert_to_dson(spec.build(), num_domains)  # type: ignore[assignment]
@@ -79,9 +86,11 @@ class DSON(TaskEvaluation):
         datamodule = require_datamodule(self, TrainingDomains, purpose="each source domain trains its own branch")
         found = datamodule.training_domain_ids()
         if found != list(range(self.hparams.num_domains)):
-            raise ValueError(f"DSON was configured for domains 0..{self.hparams.num_domains - 1} but the training "
-                             f"sources have domain ids {found}: give each source its own `domain` (0, 1, ...) and "
-                             "set model.num_domains to their number (at least 2)")
+            raise ValueError(
+                f"DSON was configured for domains 0..{self.hparams.num_domains - 1} but the training "
+                f"sources have domain ids {found}: give each source its own `domain` (0, 1, ...) and "
+                "set model.num_domains to their number (at least 2)"
+            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if batch.labels is None or batch.domains is None:

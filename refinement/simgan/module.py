@@ -82,14 +82,29 @@ class SimGAN(RefinerBase):
         fd_image_size: input size of the feature network for the distances.
     """
 
-    def __init__(self, *, in_channels: int = 1, width: int = 64, num_blocks: int = 4, kernel: int = 3,
-                 disc_widths: tuple[int, int, int, int] = (96, 64, 32, 32), lambda_reg: float = 0.5,
-                 psi: Psi = "identity", gan_mode: AdversarialMode = "vanilla", real_target: float = 1.0,
-                 g_target: float = 1.0, k_g: int = 2, k_d: int = 1, refiner_pretrain_steps: int = 1000,
-                 disc_pretrain_steps: int = 200, history_capacity: int = 25600,
-                 optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=1e-3, momentum=0.0),
-                 ema_decay: float | None = None,
-                 fd_samples: int = 500, fd_image_size: int = 224) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        width: int = 64,
+        num_blocks: int = 4,
+        kernel: int = 3,
+        disc_widths: tuple[int, int, int, int] = (96, 64, 32, 32),
+        lambda_reg: float = 0.5,
+        psi: Psi = "identity",
+        gan_mode: AdversarialMode = "vanilla",
+        real_target: float = 1.0,
+        g_target: float = 1.0,
+        k_g: int = 2,
+        k_d: int = 1,
+        refiner_pretrain_steps: int = 1000,
+        disc_pretrain_steps: int = 200,
+        history_capacity: int = 25600,
+        optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=1e-3, momentum=0.0),
+        ema_decay: float | None = None,
+        fd_samples: int = 500,
+        fd_image_size: int = 224,
+    ) -> None:
         super().__init__()
         if k_g < 1 or k_d < 1:
             raise ValueError(f"k_g and k_d must be at least 1, got {k_g}, {k_d}")
@@ -130,8 +145,11 @@ class SimGAN(RefinerBase):
         hp = self.hparams
         refined = self.refiner(x)
         reg = (self.psi(refined) - self.psi(x)).abs().mean()
-        adv = generator_loss(self.discriminator(refined), mode=hp.gan_mode, target=hp.g_target) if adversarial \
+        adv = (
+            generator_loss(self.discriminator(refined), mode=hp.gan_mode, target=hp.g_target)
+            if adversarial
             else reg.new_zeros(())
+        )
         return {"loss_r": adv + hp.lambda_reg * reg, "loss_r_adv": adv, "loss_r_reg": reg}
 
     def discriminator_losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -168,5 +186,7 @@ class SimGAN(RefinerBase):
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(x))
 
     def configure_optimizers(self) -> Any:
-        return [self.optimizer_spec.build(self.refiner.parameters()),
-                self.optimizer_spec.build(self.discriminator.parameters())]
+        return [
+            self.optimizer_spec.build(self.refiner.parameters()),
+            self.optimizer_spec.build(self.discriminator.parameters()),
+        ]

@@ -10,8 +10,11 @@ class RefinerBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return (x + self.body(x)).relu()
@@ -30,9 +33,13 @@ class Refiner(nn.Module):
 
     def __init__(self, *, in_channels: int = 1, width: int = 64, num_blocks: int = 4, kernel: int = 3) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_channels, width, kernel, padding=kernel // 2), nn.ReLU(inplace=True),
-                                 *[RefinerBlock(width) for _ in range(num_blocks)],
-                                 nn.Conv2d(width, in_channels, 1), nn.Tanh())
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel, padding=kernel // 2),
+            nn.ReLU(inplace=True),
+            *[RefinerBlock(width) for _ in range(num_blocks)],
+            nn.Conv2d(width, in_channels, 1),
+            nn.Tanh(),
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return (self.net(images * 2 - 1) + 1) / 2

@@ -63,11 +63,14 @@ class CellResult:
 
 def logger_args(cell: Cell) -> list[str]:
     """Point the run's CSVLogger at the cell folder."""
-    return ["--trainer.logger=pytorch_lightning.loggers.CSVLogger",
-            f"--trainer.logger.save_dir={cell.folder.parent.parent}",
-            f"--trainer.logger.name={cell.folder.parent.name}",
-            f"--trainer.logger.version={cell.folder.name}", "--trainer.enable_progress_bar=false",
-            f"--seed_everything={cell.seed}"]
+    return [
+        "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
+        f"--trainer.logger.save_dir={cell.folder.parent.parent}",
+        f"--trainer.logger.name={cell.folder.parent.name}",
+        f"--trainer.logger.version={cell.folder.name}",
+        "--trainer.enable_progress_bar=false",
+        f"--seed_everything={cell.seed}",
+    ]
 
 
 def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> CellResult:
@@ -75,8 +78,15 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
     done = cell.folder / "results.json"
     if done.is_file():
         record = json.loads(done.read_text())
-        return CellResult(cell.name, cell.seed, "ok", record["metrics"], record["metrics"].get("fit_wall_time_s", 0.0),
-                          reused=True, tags=cell.tags)
+        return CellResult(
+            cell.name,
+            cell.seed,
+            "ok",
+            record["metrics"],
+            record["metrics"].get("fit_wall_time_s", 0.0),
+            reused=True,
+            tags=cell.tags,
+        )
     cell.folder.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "syn2real", "fit", *cell.args, *logger_args(cell)]
     started = time.perf_counter()
@@ -91,12 +101,25 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
             log(f"[red]failed[/red] {cell.name} seed {cell.seed}: {tail.splitlines()[-1] if tail else proc.returncode}")
         return CellResult(cell.name, cell.seed, "failed", {}, wall, reused=False, error=tail, tags=cell.tags)
     record = json.loads(done.read_text())
-    return CellResult(cell.name, cell.seed, "ok", record["metrics"], record["metrics"].get("fit_wall_time_s", wall),
-                      reused=False, tags=cell.tags)
+    return CellResult(
+        cell.name,
+        cell.seed,
+        "ok",
+        record["metrics"],
+        record["metrics"].get("fit_wall_time_s", wall),
+        reused=False,
+        tags=cell.tags,
+    )
 
 
-def run_cells(cells: Sequence[Cell], *, jobs: int = 1, after: dict[int, int] | None = None, log: Any = None,
-              on_result: Callable[[Cell, CellResult], None] | None = None) -> list[CellResult]:
+def run_cells(
+    cells: Sequence[Cell],
+    *,
+    jobs: int = 1,
+    after: dict[int, int] | None = None,
+    log: Any = None,
+    on_result: Callable[[Cell, CellResult], None] | None = None,
+) -> list[CellResult]:
     """Run ``cells`` at most ``jobs`` at a time, in order; results come back in the order of ``cells``.
 
     ``after[i] = j`` makes cell ``i`` wait for cell ``j``; if ``j`` failed, ``i`` is recorded as failed without
@@ -123,9 +146,19 @@ def run_cells(cells: Sequence[Cell], *, jobs: int = 1, after: dict[int, int] | N
                     continue
                 if dep is not None and results[dep].status != "ok":
                     pending.remove(i)
-                    record(i, CellResult(cells[i].name, cells[i].seed, "failed", {}, 0.0, reused=False,
-                                         error=f"{cells[dep].name} seed {cells[dep].seed} (needed first) failed",
-                                         tags=cells[i].tags))
+                    record(
+                        i,
+                        CellResult(
+                            cells[i].name,
+                            cells[i].seed,
+                            "failed",
+                            {},
+                            0.0,
+                            reused=False,
+                            error=f"{cells[dep].name} seed {cells[dep].seed} (needed first) failed",
+                            tags=cells[i].tags,
+                        ),
+                    )
                 elif len(running) < jobs:
                     pending.remove(i)
                     running[pool.submit(run_cell, cells[i], log=log, threads=threads)] = i
@@ -153,8 +186,10 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
 def interrupted_message(out: Path) -> str:
     """What a user reads after Ctrl-C: nothing finished is lost, and how to go on."""
     done = sorted(out.glob("**/results.json"))
-    return (f"[yellow]interrupted[/yellow]: {len(done)} finished run(s) are kept under {out} (each with its "
-            "results.json); the run that was cut off will start again. Run the same command again to resume.")
+    return (
+        f"[yellow]interrupted[/yellow]: {len(done)} finished run(s) are kept under {out} (each with its "
+        "results.json); the run that was cut off will start again. Run the same command again to resume."
+    )
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -32,10 +32,14 @@ from syn2real.cli.configs import configs_dir
 
 def _real(split: str, folder: str | None, channels: int, size: int) -> dict[str, Any]:
     if folder is None:
-        return {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": split, "use_labels": True,
-                                                                             "channels": channels, "size": size}}
-    return {"class_path": "datamodules.ImageFolderSource",
-            "init_args": {"root": folder, "channels": channels, "size": [size, size]}}
+        return {
+            "class_path": "datamodules.RealDigitsSource",
+            "init_args": {"split": split, "use_labels": True, "channels": channels, "size": size},
+        }
+    return {
+        "class_path": "datamodules.ImageFolderSource",
+        "init_args": {"root": folder, "channels": channels, "size": [size, size]},
+    }
 
 
 class Plan:
@@ -45,35 +49,74 @@ class Plan:
         self.config = config
         self.out: Path = config.out
         c, s = config.network.in_channels, config.size
-        self.synthetic = ({"class_path": "datamodules.Syn2RealSource", "init_args": {"root": config.synthetic}}
-                          if config.synthetic else
-                          {"class_path": "datamodules.DigitsSimulatorSource",
-                           "init_args": {"num_samples": config.synthetic_samples, "seed": 0}})
+        self.synthetic = (
+            {"class_path": "datamodules.Syn2RealSource", "init_args": {"root": config.synthetic}}
+            if config.synthetic
+            else {
+                "class_path": "datamodules.DigitsSimulatorSource",
+                "init_args": {"num_samples": config.synthetic_samples, "seed": 0},
+            }
+        )
         self.pool = _real("pool", config.real_train, c, s)
         self.val, self.test = _real("val", config.real_val, c, s), _real("test", config.real_test, c, s)
 
-    def _config(self, train: list[dict[str, Any]], proportions: list[float] | None, steps: int, batch: int,
-                model: dict[str, Any]) -> dict[str, Any]:
+    def _config(
+        self,
+        train: list[dict[str, Any]],
+        proportions: list[float] | None,
+        steps: int,
+        batch: int,
+        model: dict[str, Any],
+    ) -> dict[str, Any]:
         a = self.config
         optimizer = {"name": "adamw", "lr": model.pop("lr", a.lr), "weight_decay": a.weight_decay}
         return {
-            "trainer": {"accelerator": a.accelerator, "devices": 1, "max_steps": steps, "max_epochs": -1,
-                        "num_sanity_val_steps": 0,
-                        "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                                       "init_args": {"save_last": True, "save_top_k": 0}}]},
-            "model": {"class_path": "syn2real.tasks.TaskModule",
-                      "init_args": {"network": dataclasses.asdict(a.network), "optimizer": optimizer, **model}},
-            "data": {"class_path": "datamodules.TaskDataModule",
-                     "init_args": {"train": train, "proportions": proportions, "val": self.val, "test": self.test,
-                                   "batch_size": batch, "epoch_size": steps * batch, "augment": a.augment}},
+            "trainer": {
+                "accelerator": a.accelerator,
+                "devices": 1,
+                "max_steps": steps,
+                "max_epochs": -1,
+                "num_sanity_val_steps": 0,
+                "callbacks": [
+                    {
+                        "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                        "init_args": {"save_last": True, "save_top_k": 0},
+                    }
+                ],
+            },
+            "model": {
+                "class_path": "syn2real.tasks.TaskModule",
+                "init_args": {"network": dataclasses.asdict(a.network), "optimizer": optimizer, **model},
+            },
+            "data": {
+                "class_path": "datamodules.TaskDataModule",
+                "init_args": {
+                    "train": train,
+                    "proportions": proportions,
+                    "val": self.val,
+                    "test": self.test,
+                    "batch_size": batch,
+                    "epoch_size": steps * batch,
+                    "augment": a.augment,
+                },
+            },
         }
 
     def _budget(self, budget: int, seed: int) -> dict[str, Any]:
-        return {"class_path": "datamodules.BudgetSource",
-                "init_args": {"source": self.pool, "budget": budget, "seed": seed}}
+        return {
+            "class_path": "datamodules.BudgetSource",
+            "init_args": {"source": self.pool, "budget": budget, "seed": seed},
+        }
 
-    def _cell(self, schedule: str, seed: int, budget: int, config: dict[str, Any] | None,
-              extra: list[str] | None = None, fraction: float | None = None) -> Cell:
+    def _cell(
+        self,
+        schedule: str,
+        seed: int,
+        budget: int,
+        config: dict[str, Any] | None,
+        extra: list[str] | None = None,
+        fraction: float | None = None,
+    ) -> Cell:
         label = schedule if fraction is None else f"hybrid@{fraction:g}"
         folder = self.out / label / f"seed{seed}" if budget == 0 else self.out / f"{label}__b{budget}" / f"seed{seed}"
         args = list(extra or [])
@@ -81,32 +124,55 @@ class Plan:
             folder.mkdir(parents=True, exist_ok=True)
             (folder.parent / f"config.seed{seed}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             args = ["--config", str(folder.parent / f"config.seed{seed}.yaml"), *args]
-        return Cell(name=label, seed=seed, folder=folder, args=args,
-                    tags={"schedule": label, "budget": budget, "real_fraction": fraction})
+        return Cell(
+            name=label,
+            seed=seed,
+            folder=folder,
+            args=args,
+            tags={"schedule": label, "budget": budget, "real_fraction": fraction},
+        )
 
     def pretrain(self, seed: int) -> Cell:
         a = self.config
         if a.pretrain_config:
             return self._cell("synthetic_only", seed, 0, None, ["--config", str(a.pretrain_config)])
-        return self._cell("synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps,
-                                                                  a.batch_size, {}))
+        return self._cell(
+            "synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps, a.batch_size, {})
+        )
 
     def cells(self, seed: int, budget: int, pretrained: Cell) -> list[Cell]:
         a, out = self.config, []
         real = self._budget(budget, seed)
         if "real_only" in a.schedules:
-            out.append(self._cell("real_only", seed, budget, self._config([real], None, a.finetune_steps,
-                                                                          a.finetune_batch_size, {})))
+            out.append(
+                self._cell(
+                    "real_only", seed, budget, self._config([real], None, a.finetune_steps, a.finetune_batch_size, {})
+                )
+            )
         if "pretrain_finetune" in a.schedules:
             ckpt = pretrained.folder / "checkpoints" / "last.ckpt"
             model = {"init_from": str(ckpt), "lr": a.finetune_lr, "freeze_features": a.freeze == "features"}
-            out.append(self._cell("pretrain_finetune", seed, budget, self._config(
-                [real], None, a.finetune_steps, a.finetune_batch_size, model)))
+            out.append(
+                self._cell(
+                    "pretrain_finetune",
+                    seed,
+                    budget,
+                    self._config([real], None, a.finetune_steps, a.finetune_batch_size, model),
+                )
+            )
         if "hybrid" in a.schedules:
             for f in a.real_fractions:
-                out.append(self._cell("hybrid", seed, budget, self._config(
-                    [self.synthetic, real], [1 - f, f], a.synthetic_steps + a.finetune_steps, a.batch_size, {}),
-                    fraction=f))
+                out.append(
+                    self._cell(
+                        "hybrid",
+                        seed,
+                        budget,
+                        self._config(
+                            [self.synthetic, real], [1 - f, f], a.synthetic_steps + a.finetune_steps, a.batch_size, {}
+                        ),
+                        fraction=f,
+                    )
+                )
         return out
 
     def all_cells(self) -> tuple[list[Cell], dict[int, int]]:
@@ -133,12 +199,17 @@ def check_inputs(config: SchedulesConfig) -> None:
     from datamodules.folders import ImageFolderDataset
     from datamodules.real_digits import RealDigits
 
-    pool = (RealDigits("pool") if config.real_train is None else
-            ImageFolderDataset(config.real_train, channels=config.network.in_channels, size=(config.size,) * 2))
+    pool = (
+        RealDigits("pool")
+        if config.real_train is None
+        else ImageFolderDataset(config.real_train, channels=config.network.in_channels, size=(config.size,) * 2)
+    )
     too_big = [b for b in config.budgets if b > len(pool)]
     if too_big:
-        raise ValueError(f"budget(s) {too_big} exceed the labeled real pool ({len(pool)} images); the largest "
-                         f"possible budget is {len(pool)}")
+        raise ValueError(
+            f"budget(s) {too_big} exceed the labeled real pool ({len(pool)} images); the largest "
+            f"possible budget is {len(pool)}"
+        )
 
 
 FLAGS = {  # flag -> (config key, type, nargs, help); every default comes from configs/bench/schedules.yaml
@@ -164,8 +235,12 @@ FLAGS = {  # flag -> (config key, type, nargs, help); every default comes from c
     "--accelerator": ("accelerator", str, None, "Lightning accelerator"),
     "--out": ("out", Path, None, "output folder"),
 }
-NETWORK_FLAGS = {"--arch": ("arch", str), "--width": ("width", int), "--num-classes": ("num_classes", int),
-                 "--channels": ("in_channels", int)}
+NETWORK_FLAGS = {
+    "--arch": ("arch", str),
+    "--width": ("width", int),
+    "--num-classes": ("num_classes", int),
+    "--channels": ("in_channels", int),
+}
 
 
 def parse(argv: list[str]) -> tuple[SchedulesConfig, int]:
@@ -181,14 +256,16 @@ def parse(argv: list[str]) -> tuple[SchedulesConfig, int]:
     p.add_argument("--quick", action="store_true", help="budgets 0 10 100, 1 seed, short training: minutes")
     args = vars(p.parse_args(argv))
     bench = configs_dir(args.pop("configs")) / "bench"
-    files = [args.pop("config") or bench / "schedules.yaml"] + ([bench / "schedules_quick.yaml"] if args.pop("quick")
-                                                                 else [])
+    files = [args.pop("config") or bench / "schedules.yaml"] + (
+        [bench / "schedules_quick.yaml"] if args.pop("quick") else []
+    )
     jobs = args.pop("jobs")
     network = {k.removeprefix("network_"): args.pop(k) for k in list(args) if k.startswith("network_")}
     config = load_schedules_config(files, args)
     if any(v is not None for v in network.values()):
-        config = dataclasses.replace(config, network=dataclasses.replace(
-            config.network, **{k: v for k, v in network.items() if v is not None}))
+        config = dataclasses.replace(
+            config, network=dataclasses.replace(config.network, **{k: v for k, v in network.items() if v is not None})
+        )
     return config, jobs
 
 

@@ -40,8 +40,14 @@ def plain_summary(table: dict[str, dict[int, list[float]]]) -> list[str]:
             lines.append(f"budget {budget}: {winner} leads by {abs(diff):.1f} points")
     real, syn = table.get("real_only", {}), table.get("synthetic_only", {})
     for budget in sorted(b for b in real if b > 0):
-        best_syn = max((mean_std(table[k][budget])[0] for k in table if k not in ("real_only", "synthetic_only")
-                        and budget in table[k]), default=math.nan)
+        best_syn = max(
+            (
+                mean_std(table[k][budget])[0]
+                for k in table
+                if k not in ("real_only", "synthetic_only") and budget in table[k]
+            ),
+            default=math.nan,
+        )
         gain = best_syn - mean_std(real[budget])[0]
         lines.append(f"budget {budget}: best schedule with synthetic data vs real_only: {gain:+.1f} points")
     if syn:
@@ -54,18 +60,30 @@ def write_schedule_tables(out: Path, results: list[CellResult], budgets: list[in
     out.mkdir(parents=True, exist_ok=True)
     rows = write_runs_csv(out / "results.csv", results)
     table = curves(results, budgets, metric)
-    failed = [f"{r.name} seed {r.seed} budget {r.tags.get('budget')}: {r.error.splitlines()[-1] if r.error else ''}"
-              for r in results if r.status != "ok"]
-    summary = {k: {str(b): {"mean": mean_std(v)[0], "std": mean_std(v)[1], "n": len(v)} for b, v in sorted(c.items())}
-               for k, c in table.items()}
-    (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "curves": summary,
-                                                  "failed": failed}, indent=2))
+    failed = [
+        f"{r.name} seed {r.seed} budget {r.tags.get('budget')}: {r.error.splitlines()[-1] if r.error else ''}"
+        for r in results
+        if r.status != "ok"
+    ]
+    summary = {
+        k: {str(b): {"mean": mean_std(v)[0], "std": mean_std(v)[1], "n": len(v)} for b, v in sorted(c.items())}
+        for k, c in table.items()
+    }
+    (out / "results.json").write_text(
+        json.dumps({"metric": metric, "runs": rows, "curves": summary, "failed": failed}, indent=2)
+    )
     header = "| schedule | " + " | ".join(str(b) for b in budgets) + " |"
-    lines = [f"Real test {metric.split('/')[-1]} (%) by real-label budget, mean ± std over seeds.", "",
-             header, "|---" * (len(budgets) + 1) + "|"]
+    lines = [
+        f"Real test {metric.split('/')[-1]} (%) by real-label budget, mean ± std over seeds.",
+        "",
+        header,
+        "|---" * (len(budgets) + 1) + "|",
+    ]
     for name in sorted(table):
-        cells = [f"{mean_std(table[name][b])[0]:.1f} ± {mean_std(table[name][b])[1]:.1f}" if b in table[name]
-                 else "–" for b in budgets]
+        cells = [
+            f"{mean_std(table[name][b])[0]:.1f} ± {mean_std(table[name][b])[1]:.1f}" if b in table[name] else "–"
+            for b in budgets
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", *[f"- {s}" for s in plain_summary(table)]]
     if failed:

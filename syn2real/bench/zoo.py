@@ -31,8 +31,15 @@ BASELINES = {"source_only": "baseline", "target_oracle": "baseline (ceiling)"}
 QUICK_ARGS = ["--trainer.max_epochs=1"]
 
 
-def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | None, quick: bool,
-              extra: list[str], experiments: Path) -> list[Cell]:
+def zoo_cells(
+    benchmark: str,
+    seeds: list[int],
+    out: Path,
+    methods: list[str] | None,
+    quick: bool,
+    extra: list[str],
+    experiments: Path,
+) -> list[Cell]:
     """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed)."""
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
@@ -45,9 +52,15 @@ def zoo_cells(benchmark: str, seeds: list[int], out: Path, methods: list[str] | 
             continue
         family = BASELINES.get(name) or (family_of(name) if name in list_methods() else "other")
         for seed in seeds:
-            cells.append(Cell(name=name, seed=seed, folder=out / name / f"seed{seed}",
-                              args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
-                              tags={"method": name, "family": family, "config": _shown(cfg, experiments)}))
+            cells.append(
+                Cell(
+                    name=name,
+                    seed=seed,
+                    folder=out / name / f"seed{seed}",
+                    args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
+                    tags={"method": name, "family": family, "config": _shown(cfg, experiments)},
+                )
+            )
     if methods:
         unknown = sorted(set(methods) - {c.name for c in cells})
         if unknown:
@@ -73,10 +86,20 @@ def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
         acc, acc_std = mean_std([100 * r.metrics[metric] for r in ok if metric in r.metrics])
         wall, _ = mean_std([r.wall_time_s for r in ok])
         fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
-        rows.append({"method": name, "family": runs[0].tags.get("family", ""), "runs": len(ok),
-                     "failed": len(runs) - len(ok), "mean": acc, "std": acc_std, "wall_time_s": wall,
-                     "fd_effnet": mean_std(fd)[0] if fd else None, "fd_effnet_std": mean_std(fd)[1] if fd else None,
-                     "config": runs[0].tags.get("config", "")})
+        rows.append(
+            {
+                "method": name,
+                "family": runs[0].tags.get("family", ""),
+                "runs": len(ok),
+                "failed": len(runs) - len(ok),
+                "mean": acc,
+                "std": acc_std,
+                "wall_time_s": wall,
+                "fd_effnet": mean_std(fd)[0] if fd else None,
+                "fd_effnet_std": mean_std(fd)[1] if fd else None,
+                "config": runs[0].tags.get("config", ""),
+            }
+        )
     return sorted(rows, key=lambda r: -r["mean"] if not math.isnan(r["mean"]) else math.inf)
 
 
@@ -85,8 +108,11 @@ def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     rows = write_runs_csv(out / "results.csv", results)
     (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
-    lines = [f"| method | family | real test {metric.split('/')[-1]} (%) | fd_effnet to real | runs | failed | "
-             "wall time / run (s) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| method | family | real test {metric.split('/')[-1]} (%) | fd_effnet to real | runs | failed | "
+        "wall time / run (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in board:
         score = "n/a" if math.isnan(r["mean"]) else f"{r['mean']:.1f} ± {r['std']:.1f}"
         fd = "–" if r["fd_effnet"] is None else f"{r['fd_effnet']:.1f} ± {r['fd_effnet_std']:.1f}"
@@ -105,17 +131,33 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
     done = [r for r in board if not math.isnan(r["mean"])]
     refiners = [r for r in board if r["fd_effnet"] is not None]
     rows = max(len(done), len(refiners), 1)
-    fig, axes = plt.subplots(1, 2 if refiners else 1, figsize=(9 if refiners else 6, 0.45 * rows + 1.4), dpi=100,
-                             squeeze=False, width_ratios=[2, 1] if refiners else [1])
+    fig, axes = plt.subplots(
+        1,
+        2 if refiners else 1,
+        figsize=(9 if refiners else 6, 0.45 * rows + 1.4),
+        dpi=100,
+        squeeze=False,
+        width_ratios=[2, 1] if refiners else [1],
+    )
     ax = axes[0, 0]
-    ax.barh([r["method"] for r in done][::-1], [r["mean"] for r in done][::-1],
-            xerr=[r["std"] for r in done][::-1], color="#4c78a8", capsize=3)
+    ax.barh(
+        [r["method"] for r in done][::-1],
+        [r["mean"] for r in done][::-1],
+        xerr=[r["std"] for r in done][::-1],
+        color="#4c78a8",
+        capsize=3,
+    )
     ax.set_xlabel(f"real test {metric.split('/')[-1]} (%), mean ± std over seeds")
     ax.set_xlim(0, 100)
     if refiners:  # refiners have no task accuracy: their distance to real images, lower is closer
         right = axes[0, 1]
-        right.barh([r["method"] for r in refiners][::-1], [r["fd_effnet"] for r in refiners][::-1],
-                   xerr=[r["fd_effnet_std"] for r in refiners][::-1], color="#f58518", capsize=3)
+        right.barh(
+            [r["method"] for r in refiners][::-1],
+            [r["fd_effnet"] for r in refiners][::-1],
+            xerr=[r["fd_effnet_std"] for r in refiners][::-1],
+            color="#f58518",
+            capsize=3,
+        )
         right.set_xlabel("fd_effnet to real (lower = closer)")
         right.set_title("refiners", fontsize=9)
     fig.suptitle(title, fontsize=10)
@@ -126,9 +168,12 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
 
 def zoo_command(argv: list[str]) -> int:
     """``syn2real bench zoo``."""
-    parser = argparse.ArgumentParser(prog="syn2real bench zoo", description="Train every method that has "
-                                     "configs/experiments/<method>__<benchmark>.yaml for several seeds and write a "
-                                     "leaderboard (CSV, JSON, Markdown, PNG). Finished runs are reused.")
+    parser = argparse.ArgumentParser(
+        prog="syn2real bench zoo",
+        description="Train every method that has "
+        "configs/experiments/<method>__<benchmark>.yaml for several seeds and write a "
+        "leaderboard (CSV, JSON, Markdown, PNG). Finished runs are reused.",
+    )
     parser.add_argument("--benchmark", default="digits")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", help="only these experiments (default: all)")
@@ -150,8 +195,10 @@ def zoo_command(argv: list[str]) -> int:
 
     def report(cell: Cell, result: CellResult) -> None:
         acc = result.metrics.get(args.metric, math.nan)
-        console.print(f"[{next(done)}/{len(cells)}] {cell.name} seed {cell.seed}: {result.status}"
-                      f"{' (reused)' if result.reused else ''}, {args.metric} {acc:.4f}, {result.wall_time_s:.0f} s")
+        console.print(
+            f"[{next(done)}/{len(cells)}] {cell.name} seed {cell.seed}: {result.status}"
+            f"{' (reused)' if result.reused else ''}, {args.metric} {acc:.4f}, {result.wall_time_s:.0f} s"
+        )
 
     try:
         results = run_cells(cells, jobs=args.jobs, log=console.print, on_result=report)

@@ -38,16 +38,27 @@ def _source_for(data: str, channels: int, size: tuple[int, int] | None) -> Sourc
     if (root / "dataset.json").is_file() or any((p / "dataset.json").is_file() for p in root.iterdir()):
         info = read_info(select_stages(root, "latest")[0])
         if info.channels != channels:
-            raise DatasetError(root, f"has {info.channels}-channel images but the model takes {channels}",
-                               "adapt with images of the model's channel count (or retrain the model)")
+            raise DatasetError(
+                root,
+                f"has {info.channels}-channel images but the model takes {channels}",
+                "adapt with images of the model's channel count (or retrain the model)",
+            )
         return Syn2RealSource(root=data, use_labels=False)
     if any(p.is_dir() for p in root.iterdir()):
         return ImageFolderSource(root=data, channels=channels, size=size, use_labels=False)
     return UnlabeledFolderSource(root=data, channels=channels, size=size)
 
 
-def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128, size: tuple[int, int] | None = None,
-                     overwrite: bool = False, device: str = "cpu") -> dict[str, Any]:
+def adapt_checkpoint(
+    ckpt: Path,
+    data: str,
+    out: Path,
+    *,
+    batch_size: int = 128,
+    size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Re-estimate the BN statistics of ``ckpt``'s task network on ``data``; write the result to ``out``.
 
     Every check (output path, checkpoint, data, BN layers) runs before anything is written; the file is written to
@@ -65,23 +76,39 @@ def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128,
     network = dataclasses.replace(spec, pretrained=None).build()  # the checkpoint's weights replace any
     prefix = task_state_prefix(checkpoint["state_dict"], network)
     if prefix is None:
-        raise ValueError(f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics "
-                         "of their own)")
+        raise ValueError(
+            f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics of their own)"
+        )
     state = checkpoint["state_dict"]
-    network.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
-                             and k[len(prefix):] in network.state_dict()})
+    network.load_state_dict(
+        {
+            k[len(prefix) :]: v
+            for k, v in state.items()
+            if k.startswith(prefix) and k[len(prefix) :] in network.state_dict()
+        }
+    )
     if not bn_layers(network):
         raise ValueError(f"the network in {ckpt} ({spec.arch}) has no BatchNorm layers: nothing to adapt")
     dataset = _source_for(data, spec.in_channels, size).load()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
-                                         drop_last=len(dataset) >= batch_size,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        drop_last=len(dataset) >= batch_size,
+        generator=torch.Generator().manual_seed(0),
+    )
     network.to(device)
     seen = reestimate_bn_stats(network, (b.images.to(device) for b in loader))
     for key, value in network.state_dict().items():
         state[prefix + key] = value.cpu()
-    checkpoint["syn2real_adapt_bn"] = {"source_checkpoint": str(ckpt), "data": data, "images": seen,
-                                       "batch_size": batch_size, "prefix": prefix}
+    checkpoint["syn2real_adapt_bn"] = {
+        "source_checkpoint": str(ckpt),
+        "data": data,
+        "images": seen,
+        "batch_size": batch_size,
+        "prefix": prefix,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
@@ -95,8 +122,11 @@ def adapt_checkpoint(ckpt: Path, data: str, out: Path, *, batch_size: int = 128,
 
 def adapt_bn_command(argv: list[str]) -> int:
     """``syn2real adapt-bn --ckpt CKPT --data DATA --out OUT``."""
-    parser = argparse.ArgumentParser(prog="syn2real adapt-bn", description="AdaBN: re-estimate a trained model's "
-                                     "BatchNorm statistics on (unlabeled) real images and write a new checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="syn2real adapt-bn",
+        description="AdaBN: re-estimate a trained model's "
+        "BatchNorm statistics on (unlabeled) real images and write a new checkpoint.",
+    )
     parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint of a task model (TaskModule, DANN...)")
     parser.add_argument("--data", required=True, help=f"syn2real dataset, image folder, or {BUILTIN_POOL!r}")
     parser.add_argument("--out", type=Path, required=True, help="adapted checkpoint to write")
@@ -107,9 +137,15 @@ def adapt_bn_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
-        record = adapt_checkpoint(args.ckpt, args.data, args.out, batch_size=args.batch_size,
-                                  size=tuple(args.size) if args.size else None, overwrite=args.overwrite,
-                                  device=args.device)
+        record = adapt_checkpoint(
+            args.ckpt,
+            args.data,
+            args.out,
+            batch_size=args.batch_size,
+            size=tuple(args.size) if args.size else None,
+            overwrite=args.overwrite,
+            device=args.device,
+        )
     except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2

@@ -31,15 +31,19 @@ def configs_dir(explicit: Path | None = None) -> Path:
     """
     if explicit is not None:
         if not (explicit / "experiments").is_dir():
-            raise FileNotFoundError(f"{explicit} is not a syn2real configs folder (it has no experiments/ "
-                                    "subfolder); pass the folder that holds data/, model/ and experiments/")
+            raise FileNotFoundError(
+                f"{explicit} is not a syn2real configs folder (it has no experiments/ "
+                "subfolder); pass the folder that holds data/, model/ and experiments/"
+            )
         return explicit
     for folder in candidates():
         if (folder / "experiments").is_dir():
             return folder
     searched = ", ".join(str(p) for p in candidates())
-    raise FileNotFoundError(f"no syn2real configs folder found (searched {searched}); pass --configs DIR or set "
-                            f"{ENV} to the folder that holds data/, model/ and experiments/")
+    raise FileNotFoundError(
+        f"no syn2real configs folder found (searched {searched}); pass --configs DIR or set "
+        f"{ENV} to the folder that holds data/, model/ and experiments/"
+    )
 
 
 def shown(path: Path, root: Path) -> str:

@@ -12,6 +12,7 @@ from pytorch_lightning.cli import ArgsType, LightningCLI
 
 import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
 from syn2real import __version__
+from syn2real.cli.config_files import MODE
 from syn2real.cli.methods import import_methods
 
 import_methods()  # registers every method; lets --model=DANN resolve
@@ -21,8 +22,12 @@ class Syn2RealCLI(LightningCLI):
     """LightningCLI with syn2real defaults: tests the final model after ``fit`` and writes ``results.json``."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_argument("--test_after_fit", type=bool, default=True,
-                            help="after fit, evaluate the final weights on data.test and write results.json")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="after fit, evaluate the final weights on data.test and write results.json",
+        )
 
     def before_fit(self) -> None:
         self._started = time.perf_counter()
@@ -32,8 +37,9 @@ class Syn2RealCLI(LightningCLI):
         if self.trainer.interrupted:
             return
         # the last validation's metrics (e.g. a refiner's val/fd_effnet), then the test of the final weights
-        metrics: dict[str, float] = {k: float(v) for k, v in self.trainer.callback_metrics.items()
-                                     if k.startswith("val/") and v.numel() == 1}
+        metrics: dict[str, float] = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1
+        }
         if self.config[self.subcommand].get("test_after_fit") and getattr(self.datamodule, "test", None) is not None:
             for result in self.trainer.test(self.model, datamodule=self.datamodule, verbose=True):
                 metrics |= result
@@ -47,9 +53,13 @@ class Syn2RealCLI(LightningCLI):
             return
         out = Path(self.trainer.log_dir) / "results.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"syn2real_version": __version__, "subcommand": self.subcommand,
-                  "seed": self.config[self.subcommand].get("seed_everything"),
-                  "model": type(self.model).__name__, "metrics": {k: float(v) for k, v in metrics.items()}}
+        record = {
+            "syn2real_version": __version__,
+            "subcommand": self.subcommand,
+            "seed": self.config[self.subcommand].get("seed_everything"),
+            "model": type(self.model).__name__,
+            "metrics": {k: float(v) for k, v in metrics.items()},
+        }
         out.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -63,6 +73,7 @@ def cli_main(args: ArgsType = None, *, run: bool = True) -> Syn2RealCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        parser_kwargs={"parser_mode": MODE},  # includes + dotted overrides (syn2real.cli.config_files)
         args=args,
         run=run,
     )

@@ -28,8 +28,13 @@ def methods_table(configs: Path) -> Table:
     for name in list_methods():
         model_cfg = configs / "model" / f"{name}.yaml"
         benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{name}__*.yaml"))
-        table.add_row(name, family_of(name), public_path(get_method(name)),
-                      f"model/{name}.yaml" if model_cfg.is_file() else "-", ", ".join(benchmarks) or "-")
+        table.add_row(
+            name,
+            family_of(name),
+            public_path(get_method(name)),
+            f"model/{name}.yaml" if model_cfg.is_file() else "-",
+            ", ".join(benchmarks) or "-",
+        )
     if not list_methods():
         table.add_row("(none yet)", "", "", "", "")
     return table

@@ -14,8 +14,11 @@ def refine_command(argv: list[str]) -> int:
     """``syn2real refine``: export a refined syn2real dataset."""
     from syn2real.export import refine_dataset
 
-    parser = argparse.ArgumentParser(prog="syn2real refine", description="Export a refined syn2real dataset: "
-                                     "every image through the refiner; labels, masks, depth and ids unchanged.")
+    parser = argparse.ArgumentParser(
+        prog="syn2real refine",
+        description="Export a refined syn2real dataset: "
+        "every image through the refiner; labels, masks, depth and ids unchanged.",
+    )
     parser.add_argument("--ckpt", type=Path, required=True, help="refiner checkpoint (CycleGAN, SimGAN...)")
     parser.add_argument("--data", type=Path, required=True, help="syn2real dataset or run folder of stages")
     parser.add_argument("--out", type=Path, required=True, help="refined dataset folder to create")
@@ -26,11 +29,21 @@ def refine_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
-        result = refine_dataset(args.ckpt, args.data, args.out, stage=args.stage, batch_size=args.batch_size,
-                                device=args.device, overwrite=args.overwrite, console=console)
+        result = refine_dataset(
+            args.ckpt,
+            args.data,
+            args.out,
+            stage=args.stage,
+            batch_size=args.batch_size,
+            device=args.device,
+            overwrite=args.overwrite,
+            console=console,
+        )
     except (DatasetError, FileNotFoundError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    console.print(f"refined {result['images']} images in {result['seconds']:.1f} s "
-                  f"({result['images_per_s']:.0f} images/s) -> {result['out']}")
+    console.print(
+        f"refined {result['images']} images in {result['seconds']:.1f} s "
+        f"({result['images_per_s']:.0f} images/s) -> {result['out']}"
+    )
     return 0

@@ -39,8 +39,11 @@ def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
 
 def simulate_command(argv: list[str]) -> int:
     """``syn2real simulate``: render digits into a syn2real (stage) dataset."""
-    parser = argparse.ArgumentParser(prog="syn2real simulate", description="Render the built-in digits simulator "
-                                     "into a syn2real dataset folder (images, labels, masks, depth, ψ per sample).")
+    parser = argparse.ArgumentParser(
+        prog="syn2real simulate",
+        description="Render the built-in digits simulator "
+        "into a syn2real dataset folder (images, labels, masks, depth, ψ per sample).",
+    )
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (e.g. runs/sim/stage_000)")
     parser.add_argument("--config", type=Path, help="YAML of simulator parameters ψ (DigitsSimulatorConfig keys)")
     parser.add_argument("--num-samples", type=int, default=20000)
@@ -58,14 +61,29 @@ def simulate_command(argv: list[str]) -> int:
         console.print(f"[red]error:[/red] {err}")
         return 2
     sim = DigitsSimulator(config, seed=args.seed)
-    stage = {"name": args.stage_name or f"stage_{args.stage_index:03d}", "index": args.stage_index,
-             "parameters": config_record(config), "score": args.score}
-    info = DatasetInfo(task="classification", classes=CLASSES, channels=config.channels, size=(config.size,) * 2,
-                       masks=True, depth=True, labels=True, depth_units="relative",
-                       producer={"name": "syn2real.simulate", "version": __version__,
-                                 "config": {"seed": args.seed, "num_samples": args.num_samples,
-                                            "simulator": config_record(config)}, "parent": None},
-                       stage=stage)
+    stage = {
+        "name": args.stage_name or f"stage_{args.stage_index:03d}",
+        "index": args.stage_index,
+        "parameters": config_record(config),
+        "score": args.score,
+    }
+    info = DatasetInfo(
+        task="classification",
+        classes=CLASSES,
+        channels=config.channels,
+        size=(config.size,) * 2,
+        masks=True,
+        depth=True,
+        labels=True,
+        depth_units="relative",
+        producer={
+            "name": "syn2real.simulate",
+            "version": __version__,
+            "config": {"seed": args.seed, "num_samples": args.num_samples, "simulator": config_record(config)},
+            "parent": None,
+        },
+        stage=stage,
+    )
     columns = (TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as bar, DatasetWriter(args.out, info, overwrite=args.overwrite) as w:
         task = bar.add_task("render", total=args.num_samples)
@@ -73,8 +91,12 @@ def simulate_command(argv: list[str]) -> int:
             idx = list(range(start, min(start + 256, args.num_samples)))
             out = sim.render(idx)
             for k, i in enumerate(idx):
-                w.add(Sample(image=out.images[k], label=out.labels[k], mask=out.masks[k], depth=out.depth[k],
-                             id=f"{i:07d}"), params=out.params[k])
+                w.add(
+                    Sample(
+                        image=out.images[k], label=out.labels[k], mask=out.masks[k], depth=out.depth[k], id=f"{i:07d}"
+                    ),
+                    params=out.params[k],
+                )
             bar.advance(task, len(idx))
     console.print(f"wrote {args.num_samples} samples to {args.out}")
     return 0

@@ -19,9 +19,15 @@ class FeatureDiscriminator(nn.Module):
 
     def __init__(self, *, in_features: int, hidden: int = 1024, dropout: float = 0.5) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                 nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features).squeeze(1)
@@ -36,9 +42,13 @@ class ConvFeatureDiscriminator(nn.Module):
 
     def __init__(self, *, in_channels: int, hidden: int = 256) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
-                                 nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
-                                 nn.Conv2d(hidden, 1, 1))
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, 1, 1),
+        )
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features).squeeze(1)

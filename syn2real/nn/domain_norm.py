@@ -19,8 +19,9 @@ class DomainRouted(nn.Module):
         self.domain = 0
 
 
-def replace_modules(model: nn.Module, match: Callable[[nn.Module], bool],
-                    make: Callable[[nn.Module], nn.Module]) -> int:
+def replace_modules(
+    model: nn.Module, match: Callable[[nn.Module], bool], make: Callable[[nn.Module], nn.Module]
+) -> int:
     """Replace (in place, recursively) every submodule for which ``match`` holds by ``make(submodule)``.
 
     Returns:

@@ -44,9 +44,14 @@ class ResidualBlock(nn.Module):
         super().__init__()
         bias = norm != "batch"
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_layer(norm, channels),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels))
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_layer(norm, channels),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -74,23 +79,41 @@ class ResnetGenerator(nn.Module):
         ((2, 1, 16, 16), True, True)
     """
 
-    def __init__(self, *, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64, num_blocks: int = 9,
-                 num_downsampling: int = 2, norm: Norm = "instance") -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 9,
+        num_downsampling: int = 2,
+        norm: Norm = "instance",
+    ) -> None:
         super().__init__()
         bias = norm != "batch"
         w = base_channels
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, w, 7, bias=bias),
-                                   norm_layer(norm, w), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, w, 7, bias=bias),
+            norm_layer(norm, w),
+            nn.ReLU(inplace=True),
+        ]
         for i in range(num_downsampling):
             c = w * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, 2 * c),
+                nn.ReLU(inplace=True),
+            ]
         c = w * 2**num_downsampling
         layers += [ResidualBlock(c, norm) for _ in range(num_blocks)]
         for i in range(num_downsampling, 0, -1):
             c = w * 2**i
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                       norm_layer(norm, c // 2), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, c // 2),
+                nn.ReLU(inplace=True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_gan_weights(self)

@@ -20,18 +20,24 @@ class PatchDiscriminator(nn.Module):
         ``B×C×256×256 -> B×1×30×30`` with the defaults.
     """
 
-    def __init__(self, *, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3,
-                 norm: Norm = "instance") -> None:
+    def __init__(
+        self, *, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3, norm: Norm = "instance"
+    ) -> None:
         super().__init__()
         bias = norm != "batch"
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
-                                   nn.LeakyReLU(0.2, inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
         c = base_channels
         for i in range(1, num_layers + 1):
             out = base_channels * min(2**i, 8)
             stride = 2 if i < num_layers else 1
-            layers += [nn.Conv2d(c, out, 4, stride=stride, padding=1, bias=bias), norm_layer(norm, out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                nn.Conv2d(c, out, 4, stride=stride, padding=1, bias=bias),
+                norm_layer(norm, out),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             c = out
         layers += [nn.Conv2d(c, 1, 4, stride=1, padding=1)]
         self.net = nn.Sequential(*layers)
@@ -58,12 +64,17 @@ class LocalDiscriminator(nn.Module):
         super().__init__()
         a, b, c, d = widths
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, a, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, a, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(a, b, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=1, padding=1),
-            nn.Conv2d(b, c, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, d, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(d, 1, 1))
+            nn.Conv2d(b, c, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, d, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(d, 1, 1),
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images * 2 - 1)

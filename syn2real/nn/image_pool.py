@@ -80,8 +80,11 @@ class ImagePool(nn.Module):
         return out
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"images": None if self.images is None else self.images[: self.count].clone(), "count": self.count,
-                "generator": self.generator.get_state()}
+        return {
+            "images": None if self.images is None else self.images[: self.count].clone(),
+            "count": self.count,
+            "generator": self.generator.get_state(),
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.count = int(state["count"])

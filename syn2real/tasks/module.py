@@ -42,8 +42,9 @@ class TaskEvaluation(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.task_model(images)
 
-    def setup_task(self, *, network: TaskNetworkSpec | dict, optimizer: OptimizerSpec | dict,
-                   scheduler: SchedulerSpec | dict) -> TaskNetworkSpec:
+    def setup_task(
+        self, *, network: TaskNetworkSpec | dict, optimizer: OptimizerSpec | dict, scheduler: SchedulerSpec | dict
+    ) -> TaskNetworkSpec:
         """Keep the injected specs and set up the real-split metric.
 
         The typed specs become ``network_spec``, ``optimizer_spec`` and ``scheduler_spec`` (``hparams`` keeps them as
@@ -63,8 +64,9 @@ class TaskEvaluation(pl.LightningModule):
 
     def configure_task_optimization(self, params: Any) -> Any:
         """``configure_optimizers``' result for ``params`` with the injected optimizer and scheduler."""
-        return configure_optimization(params, self.optimizer_spec, self.scheduler_spec,
-                                      total_steps=self.trainer.estimated_stepping_batches)
+        return configure_optimization(
+            params, self.optimizer_spec, self.scheduler_spec, total_steps=self.trainer.estimated_stepping_batches
+        )
 
     def _evaluate(self, batch: Batch, stage: str, metric: Any) -> None:
         if batch.labels is None:
@@ -97,9 +99,16 @@ class TaskModule(TaskEvaluation):
         label_smoothing: cross-entropy label smoothing.
     """
 
-    def __init__(self, *, network: TaskNetworkSpec = TaskNetworkSpec(), optimizer: OptimizerSpec = OptimizerSpec(),
-                 scheduler: SchedulerSpec = SchedulerSpec(name="cosine"), init_from: str | None = None,
-                 freeze_features: bool = False, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        network: TaskNetworkSpec = TaskNetworkSpec(),
+        optimizer: OptimizerSpec = OptimizerSpec(),
+        scheduler: SchedulerSpec = SchedulerSpec(name="cosine"),
+        init_from: str | None = None,
+        freeze_features: bool = False,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
@@ -116,8 +125,11 @@ class TaskModule(TaskEvaluation):
         if batch.labels is None:
             raise ValueError(f"{type(self).__name__} needs labeled training data; this training source has no labels")
         logits = self.network(batch.images)
-        loss = check_finite(task_loss(logits, batch.labels, label_smoothing=self.hparams.label_smoothing),
-                            name="train/loss", step=self.global_step)
+        loss = check_finite(
+            task_loss(logits, batch.labels, label_smoothing=self.hparams.label_smoothing),
+            name="train/loss",
+            step=self.global_step,
+        )
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         if self.network_spec.task == "classification":
             acc = (logits.argmax(1) == batch.labels).float().mean()

@@ -78,9 +78,15 @@ class SmallCNN(TaskNetwork):
         super().__init__(in_channels=in_channels, mean=(0.5,), std=(0.5,))
         w = width
         self.features = nn.Sequential(
-            _conv_bn_relu(in_channels, w), _conv_bn_relu(w, w), nn.MaxPool2d(2),
-            _conv_bn_relu(w, 2 * w), _conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),
-            _conv_bn_relu(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            _conv_bn_relu(in_channels, w),
+            _conv_bn_relu(w, w),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(w, 2 * w),
+            _conv_bn_relu(2 * w, 2 * w),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.feature_dim = 4 * w
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, num_classes))
@@ -97,12 +103,12 @@ class TimmClassifier(TaskNetwork):
 
     def __init__(self, *, arch: str, num_classes: int, in_channels: int = 3, pretrained: str | None = None) -> None:
         if not timm.is_model(arch):
-            raise ValueError(f"unknown network {arch!r}: use 'small_cnn' or a timm model name "
-                             "(see timm.list_models())")
+            raise ValueError(f"unknown network {arch!r}: use 'small_cnn' or a timm model name (see timm.list_models())")
         backbone = timm.create_model(arch, pretrained=False, num_classes=0, in_chans=in_channels)
         cfg = backbone.pretrained_cfg
-        super().__init__(in_channels=in_channels, mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-                         std=tuple(cfg.get("std", IMAGENET_STD)))
+        super().__init__(
+            in_channels=in_channels, mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD))
+        )
         load_backbone_weights(backbone, arch, pretrained)
         self.backbone = backbone
         self.feature_dim = backbone.num_features
@@ -120,14 +126,19 @@ class SmallFCN(TaskNetwork):
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, width: int = 16) -> None:
         super().__init__(in_channels=in_channels, mean=(0.5,), std=(0.5,))
-        self.features = nn.Sequential(_conv_bn_relu(in_channels, width), nn.MaxPool2d(2),
-                                      _conv_bn_relu(width, 2 * width), _conv_bn_relu(2 * width, 2 * width))
+        self.features = nn.Sequential(
+            _conv_bn_relu(in_channels, width),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(width, 2 * width),
+            _conv_bn_relu(2 * width, 2 * width),
+        )
         self.feature_dim = 2 * width
         self.head = nn.Conv2d(2 * width, num_classes, 1)
 
     def forward_features(self, images: Tensor) -> Tensor:
-        return F.interpolate(self.features(self.normalize(images)), size=images.shape[-2:], mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(
+            self.features(self.normalize(images)), size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.head(features)
@@ -136,12 +147,14 @@ class SmallFCN(TaskNetwork):
 class SmpSegmenter(TaskNetwork):
     """A segmentation-models-pytorch model; features are the decoder output, the head its segmentation head."""
 
-    def __init__(self, *, arch: str, encoder: str, num_classes: int, in_channels: int = 3,
-                 pretrained: str | None = None) -> None:
+    def __init__(
+        self, *, arch: str, encoder: str, num_classes: int, in_channels: int = 3, pretrained: str | None = None
+    ) -> None:
         super().__init__(in_channels=in_channels, mean=IMAGENET_MEAN, std=IMAGENET_STD)
         try:
-            self.model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
-                                          classes=num_classes)
+            self.model = smp.create_model(
+                arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=num_classes
+            )
         except KeyError as err:
             raise ValueError(f"unknown segmentation network {arch!r}/{encoder!r}: {err}") from None
         if pretrained is not None:
@@ -159,9 +172,16 @@ class SmpSegmenter(TaskNetwork):
         return self.model.segmentation_head
 
 
-def build_task_network(*, arch: str = "small_cnn", num_classes: int = 10, in_channels: int = 1,
-                       task: Task = "classification", encoder: str = "resnet18", width: int = 32,
-                       pretrained: str | None = None) -> TaskNetwork:
+def build_task_network(
+    *,
+    arch: str = "small_cnn",
+    num_classes: int = 10,
+    in_channels: int = 1,
+    task: Task = "classification",
+    encoder: str = "resnet18",
+    width: int = 32,
+    pretrained: str | None = None,
+) -> TaskNetwork:
     """Build a task network by name (see the module docstring for the names).
 
     Args:
@@ -185,8 +205,9 @@ def build_task_network(*, arch: str = "small_cnn", num_classes: int = 10, in_cha
     if task == "segmentation":
         if arch == "small_fcn":
             return SmallFCN(num_classes=num_classes, in_channels=in_channels, width=width)
-        return SmpSegmenter(arch=arch, encoder=encoder, num_classes=num_classes, in_channels=in_channels,
-                            pretrained=pretrained)
+        return SmpSegmenter(
+            arch=arch, encoder=encoder, num_classes=num_classes, in_channels=in_channels, pretrained=pretrained
+        )
     raise ValueError(f"unknown task {task!r}; use classification or segmentation")
 
 
@@ -218,5 +239,12 @@ class TaskNetworkSpec:
 
     def build(self) -> TaskNetwork:
         """A freshly initialised network (or with the ``pretrained`` backbone weights)."""
-        return build_task_network(arch=self.arch, num_classes=self.num_classes, in_channels=self.in_channels,
-                                  task=self.task, encoder=self.encoder, width=self.width, pretrained=self.pretrained)
+        return build_task_network(
+            arch=self.arch,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            task=self.task,
+            encoder=self.encoder,
+            width=self.width,
+            pretrained=self.pretrained,
+        )

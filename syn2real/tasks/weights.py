@@ -15,7 +15,7 @@ def task_state_prefix(state: dict[str, Tensor], network: nn.Module) -> str | Non
     """The first prefix under which ``state`` holds complete, shape-compatible weights of ``network``."""
     own = network.state_dict()
     for prefix in TASK_PREFIXES:
-        picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
+        picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix) :] in own}
         if len(picked) == len(own) and all(v.shape == own[k].shape for k, v in picked.items()):
             return prefix
     return None
@@ -38,8 +38,15 @@ def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
     state = state.get("state_dict", state)
     prefix = task_state_prefix(state, network)
     if prefix is None:
-        raise ValueError(f"{path} holds no complete weights for this task network ({type(network).__name__}); was "
-                         "it trained with the same arch / num_classes / in_channels?")
-    network.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
-                             and k[len(prefix):] in network.state_dict()})
+        raise ValueError(
+            f"{path} holds no complete weights for this task network ({type(network).__name__}); was "
+            "it trained with the same arch / num_classes / in_channels?"
+        )
+    network.load_state_dict(
+        {
+            k[len(prefix) :]: v
+            for k, v in state.items()
+            if k.startswith(prefix) and k[len(prefix) :] in network.state_dict()
+        }
+    )
     return prefix

@@ -30,8 +30,10 @@ def math_log_sigmoid(x: float) -> float:
 
 def _batch(seed: int = 0) -> DomainBatch:
     g = torch.Generator().manual_seed(seed)
-    return DomainBatch(source=Batch(images=torch.rand(4, 1, 32, 32, generator=g), labels=torch.tensor([0, 1, 2, 0])),
-                       target=Batch(images=torch.rand(4, 1, 32, 32, generator=g)))
+    return DomainBatch(
+        source=Batch(images=torch.rand(4, 1, 32, 32, generator=g), labels=torch.tensor([0, 1, 2, 0])),
+        target=Batch(images=torch.rand(4, 1, 32, 32, generator=g)),
+    )
 
 
 def test_features_get_the_reversed_scaled_domain_gradient() -> None:
@@ -46,6 +48,7 @@ def test_features_get_the_reversed_scaled_domain_gradient() -> None:
     plain = features.grad.clone()
     features.grad = None
     from syn2real.nn import grad_reverse
+
     d = model.discriminator(grad_reverse(features, 0.4))
     domain_adversarial_loss(d[:4], d[4:])[0].backward()
     torch.testing.assert_close(features.grad, -0.4 * plain)
@@ -59,11 +62,21 @@ def test_total_loss_is_classification_plus_weighted_domain_loss() -> None:
 
 
 def test_schedules_follow_training_progress(tmp_path: Path) -> None:
-    model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8,
-                 optimizer=OptimizerSpec(name="sgd", lr=0.01))
-    trainer = pl.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         default_root_dir=tmp_path)
+    model = DANN(
+        network=TaskNetworkSpec(width=4, num_classes=3),
+        discriminator_hidden=8,
+        optimizer=OptimizerSpec(name="sgd", lr=0.01),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
     before_net = [p.detach().clone() for p in model.network.parameters()]
     before_disc = [p.detach().clone() for p in model.discriminator.parameters()]
     trainer.fit(model, RandomDomainPairDataModule(num_classes=3, batch_size=4))
@@ -77,10 +90,13 @@ def test_schedules_follow_training_progress(tmp_path: Path) -> None:
 
 
 def test_segmentation_variant_classifies_every_position() -> None:
-    model = DANN(network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
-                 discriminator_hidden=8)
-    batch = DomainBatch(source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
-                        target=Batch(images=torch.rand(2, 1, 16, 16)))
+    model = DANN(
+        network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3), discriminator_hidden=8
+    )
+    batch = DomainBatch(
+        source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
+        target=Batch(images=torch.rand(2, 1, 16, 16)),
+    )
     features = model.network.forward_features(batch.source.images)
     assert model.discriminator(features).shape == (2, 16, 16)
     out = model.losses(batch, lam=1.0)

@@ -10,10 +10,13 @@ from syn2real.batch import IGNORE_INDEX, Batch, DomainBatch, Sample
 
 
 def test_task_datamodule_mixes_sources_in_the_given_proportions() -> None:
-    dm = TaskDataModule(train=[RandomSource(num_samples=40, seed=0, domain=0),
-                               RandomSource(num_samples=8, seed=1, domain=1)],
-                        proportions=[0.75, 0.25], val=RandomSource(num_samples=8, domain=1), batch_size=8,
-                        epoch_size=80)
+    dm = TaskDataModule(
+        train=[RandomSource(num_samples=40, seed=0, domain=0), RandomSource(num_samples=8, seed=1, domain=1)],
+        proportions=[0.75, 0.25],
+        val=RandomSource(num_samples=8, domain=1),
+        batch_size=8,
+        epoch_size=80,
+    )
     dm.setup("fit")
     batches = list(dm.train_dataloader())
     assert len(batches) == 10 and all(isinstance(b, Batch) for b in batches)
@@ -28,9 +31,12 @@ def test_channel_mismatch_is_refused_before_training() -> None:
 
 
 def test_pair_datamodule_yields_domain_batches() -> None:
-    dm = DomainPairDataModule(source=RandomSource(num_samples=12, domain=0),
-                              target=RandomSource(num_samples=5, domain=1, use_labels=False, seed=1),
-                              val=RandomSource(num_samples=4, domain=1), batch_size=4)
+    dm = DomainPairDataModule(
+        source=RandomSource(num_samples=12, domain=0),
+        target=RandomSource(num_samples=5, domain=1, use_labels=False, seed=1),
+        val=RandomSource(num_samples=4, domain=1),
+        batch_size=4,
+    )
     dm.setup("fit")
     loader = dm.train_dataloader()
     batches = [dm.on_after_batch_transfer(b, 0) for b, *_ in loader]

@@ -59,9 +59,14 @@ def test_font_list_holds_only_digit_fonts() -> None:
     assert len(fonts) >= 10 and not SYMBOL_FONTS & set(fonts)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"channels": 2}, "channels must be 1 or 3"),
-                                                 ({"scale": (0.9, 0.5)}, "scale range"),
-                                                 ({"fonts": ["NoSuchFont"]}, "unknown fonts")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channels": 2}, "channels must be 1 or 3"),
+        ({"scale": (0.9, 0.5)}, "scale range"),
+        ({"fonts": ["NoSuchFont"]}, "unknown fonts"),
+    ],
+)
 def test_bad_config_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DigitsSimulator(DigitsSimulatorConfig(**kwargs))

@@ -13,14 +13,24 @@ from tests.conftest import make_samples, write_dataset
 @pytest.fixture
 def run(tmp_path: Path) -> Path:
     for index, score in ((0, 0.2), (1, 0.9), (2, 0.5)):
-        write_dataset(tmp_path / "run" / f"stage_{index:03d}", make_samples(2 + index),
-                      stage={"name": f"stage_{index:03d}", "index": index, "parameters": {}, "score": score})
+        write_dataset(
+            tmp_path / "run" / f"stage_{index:03d}",
+            make_samples(2 + index),
+            stage={"name": f"stage_{index:03d}", "index": index, "parameters": {}, "score": score},
+        )
     return tmp_path / "run"
 
 
-@pytest.mark.parametrize(("stage", "expected"), [("latest", ["stage_002"]), ("best", ["stage_001"]),
-                                                 ("all", ["stage_000", "stage_001", "stage_002"]),
-                                                 (1, ["stage_001"]), ("0", ["stage_000"])])
+@pytest.mark.parametrize(
+    ("stage", "expected"),
+    [
+        ("latest", ["stage_002"]),
+        ("best", ["stage_001"]),
+        ("all", ["stage_000", "stage_001", "stage_002"]),
+        (1, ["stage_001"]),
+        ("0", ["stage_000"]),
+    ],
+)
 def test_stage_selection(run: Path, stage: str | int, expected: list[str]) -> None:
     assert [p.name for p in select_stages(run, stage)] == expected
 
@@ -32,8 +42,12 @@ def test_all_stages_concatenate_with_domain_per_stage(run: Path) -> None:
 
 
 def test_stages_with_different_classes_are_refused(run: Path) -> None:
-    write_dataset(run / "stage_003", make_samples(2), classes=["x", "y", "z"],
-                  stage={"name": "s3", "index": 3, "parameters": {}, "score": None})
+    write_dataset(
+        run / "stage_003",
+        make_samples(2),
+        classes=["x", "y", "z"],
+        stage={"name": "s3", "index": 3, "parameters": {}, "score": None},
+    )
     with pytest.raises(DatasetError, match=r"stage_003/dataset\.json: class list \['x', 'y', 'z'\] differs"):
         select_stages(run, "all")
 

@@ -16,8 +16,14 @@ from tests.conftest import make_samples, tree_digest, write_dataset
 
 
 def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
-    base = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
-            "enable_model_summary": False, "default_root_dir": tmp_path}
+    base = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": tmp_path,
+    }
     return pl.Trainer(**(base | kw))
 
 
@@ -85,8 +91,13 @@ def test_callback_restores_source_statistics_after_validation(tmp_path: Path) ->
             self.during = pl_module.network.features[0][1].running_mean.clone()
 
     probe = Probe()
-    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                       callbacks=[probe, AdaBNCallback(batch_size=4)])
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[probe, AdaBNCallback(batch_size=4)],
+    )
     trainer.fit(model, dm)
     after = model.network.features[0][1].running_mean
     assert not torch.allclose(probe.during, after)  # validation saw target statistics, training keeps source ones

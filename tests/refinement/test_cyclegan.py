@@ -12,19 +12,40 @@ from refinement.cyclegan import CycleGAN
 from syn2real.losses import NonFiniteLossError
 from syn2real.optim import SchedulerSpec
 
-TINY = {"in_channels": 1, "base_channels": 4, "num_blocks": 1, "disc_base_channels": 4, "disc_layers": 1,
-        "pool_size": 3, "fd_samples": 4, "fd_image_size": 32}
+TINY = {
+    "in_channels": 1,
+    "base_channels": 4,
+    "num_blocks": 1,
+    "disc_base_channels": 4,
+    "disc_layers": 1,
+    "pool_size": 3,
+    "fd_samples": 4,
+    "fd_image_size": 32,
+}
 
 
 def _data(shuffle: bool = False) -> DomainPairDataModule:
-    return DomainPairDataModule(source=RandomSource(num_samples=8, seed=0), batch_size=2, shuffle=shuffle,
-                                target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False))
+    return DomainPairDataModule(
+        source=RandomSource(num_samples=8, seed=0),
+        batch_size=2,
+        shuffle=shuffle,
+        target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False),
+    )
 
 
 def _trainer(tmp_path: Path, epochs: int, callbacks: list | None = None) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=2, limit_val_batches=0,
-                      logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=tmp_path, callbacks=callbacks or [])
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=callbacks or [],
+    )
 
 
 class LossRecorder(pl.Callback):
@@ -55,8 +76,9 @@ def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> No
     first.fit(CycleGAN(**TINY, ema_decay=0.9), _data())
     first.save_checkpoint(tmp_path / "epoch1.ckpt")
     resumed = LossRecorder()
-    _trainer(tmp_path / "c", 2, [resumed]).fit(CycleGAN(**TINY, ema_decay=0.9), _data(),
-                                               ckpt_path=tmp_path / "epoch1.ckpt")
+    _trainer(tmp_path / "c", 2, [resumed]).fit(
+        CycleGAN(**TINY, ema_decay=0.9), _data(), ckpt_path=tmp_path / "epoch1.ckpt"
+    )
     expected = [loss for loss in straight.losses if loss[0] == 1]
     assert len(resumed.losses) == len(expected) == 2
     for got, want in zip(resumed.losses, expected, strict=True):
@@ -64,8 +86,9 @@ def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> No
 
 
 def test_checkpoint_restores_pools_ema_and_schedulers(tmp_path: Path) -> None:
-    model = CycleGAN(**TINY, ema_decay=0.9, scheduler=SchedulerSpec(name="linear_decay", constant_epochs=1,
-                                                                         decay_epochs=2))
+    model = CycleGAN(
+        **TINY, ema_decay=0.9, scheduler=SchedulerSpec(name="linear_decay", constant_epochs=1, decay_epochs=2)
+    )
     trainer = _trainer(tmp_path, 2)
     trainer.fit(model, _data(shuffle=True))
     trainer.save_checkpoint(tmp_path / "m.ckpt")
@@ -86,12 +109,23 @@ def test_non_finite_loss_stops_training(tmp_path: Path) -> None:
 
 
 def test_validation_logs_feature_distances_and_saves_a_sample_grid(tmp_path: Path) -> None:
-    data = DomainPairDataModule(source=RandomSource(num_samples=8, seed=0), batch_size=2,
-                                target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False),
-                                val=RandomSource(num_samples=8, seed=2, domain=1))
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=4,
-                         num_sanity_val_steps=0, logger=pl.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    data = DomainPairDataModule(
+        source=RandomSource(num_samples=8, seed=0),
+        batch_size=2,
+        target=RandomSource(num_samples=8, seed=1, domain=1, use_labels=False),
+        val=RandomSource(num_samples=8, seed=2, domain=1),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=4,
+        num_sanity_val_steps=0,
+        logger=pl.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(CycleGAN(**TINY), data)
     assert trainer.callback_metrics["val/fd_effnet"] > 0
     assert torch.isfinite(trainer.callback_metrics["val/kid_effnet"])

@@ -28,8 +28,14 @@ def test_each_domain_keeps_its_own_statistics() -> None:
 def test_branches_share_every_other_weight() -> None:
     net = _net()
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["0.weight", "0.bias", "1.branches.0.weight", "1.branches.0.bias", "1.branches.1.weight",
-                     "1.branches.1.bias"]
+    assert names == [
+        "0.weight",
+        "0.bias",
+        "1.branches.0.weight",
+        "1.branches.0.bias",
+        "1.branches.1.weight",
+        "1.branches.1.bias",
+    ]
 
 
 def test_unknown_domain_and_bn_free_models_are_refused() -> None:
@@ -42,8 +48,10 @@ def test_unknown_domain_and_bn_free_models_are_refused() -> None:
 def test_training_step_uses_both_branches_and_pseudo_labels() -> None:
     torch.manual_seed(0)
     model = DSBN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8, pseudo_label_threshold=0.0)
-    batch = DomainBatch(source=Batch(images=torch.rand(4, 1, 32, 32), labels=torch.tensor([0, 1, 2, 0])),
-                        target=Batch(images=torch.rand(4, 1, 32, 32) + 0.5))
+    batch = DomainBatch(
+        source=Batch(images=torch.rand(4, 1, 32, 32), labels=torch.tensor([0, 1, 2, 0])),
+        target=Batch(images=torch.rand(4, 1, 32, 32) + 0.5),
+    )
     out = model.losses(batch, p=0.9)
     out["loss"].backward()
     branches = model.network.features[0][1].branches

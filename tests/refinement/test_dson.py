@@ -53,10 +53,20 @@ def test_running_statistics_are_per_domain() -> None:
 def test_dson_needs_several_domains(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least two source domains"):
         DSON(num_domains=1)
-    dm = TaskDataModule(train=[RandomSource(num_classes=3, domain=0), RandomSource(num_classes=3, seed=1, domain=0)],
-                        proportions=[0.5, 0.5], batch_size=4)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    dm = TaskDataModule(
+        train=[RandomSource(num_classes=3, domain=0), RandomSource(num_classes=3, seed=1, domain=0)],
+        proportions=[0.5, 0.5],
+        batch_size=4,
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(ValueError, match=r"domain ids \[0\]"):
         trainer.fit(DSON(network=TaskNetworkSpec(width=4, num_classes=3), num_domains=2), dm)
 

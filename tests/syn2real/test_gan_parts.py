@@ -16,7 +16,8 @@ def test_lsgan_losses_equal_hand_computed_values() -> None:
     assert discriminator_loss(REAL, FAKE, mode="lsgan").item() == pytest.approx(0.3125)
     # one-sided smoothing, real target 0.9: 0.5 * [mean(0.1^2, 0.4^2) + 0.5]
     assert discriminator_loss(REAL, FAKE, mode="lsgan", real_target=0.9).item() == pytest.approx(
-        0.5 * ((0.01 + 0.16) / 2 + 0.5))
+        0.5 * ((0.01 + 0.16) / 2 + 0.5)
+    )
     # G: mean((0-1)^2, (1-1)^2) = 0.5; GazeGAN target 0.9: mean(0.81, 0.01)
     assert generator_loss(FAKE, mode="lsgan").item() == pytest.approx(0.5)
     assert generator_loss(FAKE, mode="lsgan", target=0.9).item() == pytest.approx(0.41)

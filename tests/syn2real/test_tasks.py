@@ -16,8 +16,14 @@ from syn2real.tasks import TaskModule, TaskNetworkSpec
 
 
 def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
-    defaults = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False,
-                "enable_checkpointing": False, "default_root_dir": tmp_path}
+    defaults = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "default_root_dir": tmp_path,
+    }
     return pl.Trainer(**(defaults | kwargs))
 
 
@@ -38,8 +44,9 @@ def test_validation_accuracy_matches_a_hand_count(tmp_path: Path) -> None:
     module.network = FixedLogits()
     result = _trainer(tmp_path).validate(module, DataLoader(batches, batch_size=None), verbose=False)[0]
     assert result["val/target_acc"] == pytest.approx(4 / 7)
-    expected_loss = (task_loss(FixedLogits()(images[:4]), labels[:4]) * 4 + task_loss(
-        FixedLogits()(images[4:]), labels[4:]) * 3) / 7
+    expected_loss = (
+        task_loss(FixedLogits()(images[:4]), labels[:4]) * 4 + task_loss(FixedLogits()(images[4:]), labels[4:]) * 3
+    ) / 7
     assert result["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
 
 
@@ -54,16 +61,21 @@ def test_cross_entropy_ignores_255_in_segmentation() -> None:
 def test_non_finite_loss_stops_training_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLossError, match=r"train/loss is nan at step 3.*Lower the learning rate"):
         check_finite(torch.tensor(float("nan")), name="train/loss", step=3)
-    module = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3), optimizer=OptimizerSpec(name="sgd", lr=1e30),
-                        scheduler=SchedulerSpec(name="none"))
+    module = TaskModule(
+        network=TaskNetworkSpec(width=4, num_classes=3),
+        optimizer=OptimizerSpec(name="sgd", lr=1e30),
+        scheduler=SchedulerSpec(name="none"),
+    )
     dm = RandomDataModule(num_classes=3, batch_size=4)
     with pytest.raises(NonFiniteLossError):
         _trainer(tmp_path, max_steps=20, limit_val_batches=0).fit(module, dm)
 
 
 def test_both_tasks_train_and_log_their_metric(tmp_path: Path) -> None:
-    for task, arch, key in (("classification", "small_cnn", "val/target_acc"),
-                            ("segmentation", "small_fcn", "val/target_miou")):
+    for task, arch, key in (
+        ("classification", "small_cnn", "val/target_acc"),
+        ("segmentation", "small_fcn", "val/target_miou"),
+    ):
         module = TaskModule(network=TaskNetworkSpec(arch=arch, task=task, width=4, num_classes=3))
         before = [p.detach().clone() for p in module.parameters()]
         trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1)

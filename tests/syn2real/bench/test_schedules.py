@@ -57,9 +57,31 @@ def test_bad_flags_fail_before_any_run(tmp_path: Path) -> None:
 @pytest.mark.timeout(400)
 def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "sched"
-    argv = ["--budgets", "0", "10", "--seeds", "0", "--synthetic-samples", "64", "--synthetic-steps", "3",
-            "--finetune-steps", "3", "--batch-size", "8", "--finetune-batch-size", "8", "--width", "4",
-            "--accelerator", "cpu", "--out", str(out), "--jobs", "2"]
+    argv = [
+        "--budgets",
+        "0",
+        "10",
+        "--seeds",
+        "0",
+        "--synthetic-samples",
+        "64",
+        "--synthetic-steps",
+        "3",
+        "--finetune-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--finetune-batch-size",
+        "8",
+        "--width",
+        "4",
+        "--accelerator",
+        "cpu",
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+    ]
     assert schedules_command(argv) == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert sorted(r["name"] for r in rows) == ["hybrid@0.5", "pretrain_finetune", "real_only", "synthetic_only"]
@@ -81,8 +103,9 @@ def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> 
     assert {r["reused"] for r in csv.DictReader((out / "results.csv").open())} == {"True"}
 
 
-def test_interrupted_schedules_say_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupted_schedules_say_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
@@ -96,31 +119,76 @@ def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: 
     """``--pretrain-config`` (a DANN experiment) as the synthetic stage; ``--synthetic`` (a syn2real dataset)."""
     dann = {
         "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "limit_train_batches": 2,
-                    "limit_val_batches": 1, "limit_test_batches": 1, "num_sanity_val_steps": 0,
-                    "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                                   "init_args": {"save_last": True, "save_top_k": 0}}]},
-        "model": {"class_path": "adaptation.dann.DANN",
-                  "init_args": {"network": {"arch": "small_cnn", "width": 4, "num_classes": 10, "in_channels": 1},
-                                "discriminator_hidden": 8}},
-        "data": {"class_path": "datamodules.DomainPairDataModule",
-                 "init_args": {"source": {"class_path": "datamodules.DigitsSimulatorSource",
-                                          "init_args": {"num_samples": 32, "seed": 0}},
-                               "target": {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": "pool"}},
-                               "val": {"class_path": "datamodules.RealDigitsSource",
-                                       "init_args": {"split": "val", "use_labels": True}},
-                               "test": {"class_path": "datamodules.RealDigitsSource",
-                                        "init_args": {"split": "test", "use_labels": True}},
-                               "batch_size": 8}},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": 1,
+            "limit_train_batches": 2,
+            "limit_val_batches": 1,
+            "limit_test_batches": 1,
+            "num_sanity_val_steps": 0,
+            "callbacks": [
+                {
+                    "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                    "init_args": {"save_last": True, "save_top_k": 0},
+                }
+            ],
+        },
+        "model": {
+            "class_path": "adaptation.dann.DANN",
+            "init_args": {
+                "network": {"arch": "small_cnn", "width": 4, "num_classes": 10, "in_channels": 1},
+                "discriminator_hidden": 8,
+            },
+        },
+        "data": {
+            "class_path": "datamodules.DomainPairDataModule",
+            "init_args": {
+                "source": {
+                    "class_path": "datamodules.DigitsSimulatorSource",
+                    "init_args": {"num_samples": 32, "seed": 0},
+                },
+                "target": {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": "pool"}},
+                "val": {
+                    "class_path": "datamodules.RealDigitsSource",
+                    "init_args": {"split": "val", "use_labels": True},
+                },
+                "test": {
+                    "class_path": "datamodules.RealDigitsSource",
+                    "init_args": {"split": "test", "use_labels": True},
+                },
+                "batch_size": 8,
+            },
+        },
     }
     config = tmp_path / "dann__tiny.yaml"
     config.write_text(yaml.safe_dump(dann))
-    tiny = ["--budgets", "10", "--seeds", "0", "--finetune-steps", "2", "--synthetic-steps", "2", "--batch-size", "8",
-            "--finetune-batch-size", "8", "--width", "4", "--accelerator", "cpu"]
+    tiny = [
+        "--budgets",
+        "10",
+        "--seeds",
+        "0",
+        "--finetune-steps",
+        "2",
+        "--synthetic-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--finetune-batch-size",
+        "8",
+        "--width",
+        "4",
+        "--accelerator",
+        "cpu",
+    ]
 
     out = tmp_path / "adapted"
-    assert schedules_command([*tiny, "--schedules", "pretrain_finetune", "--pretrain-config", str(config),
-                              "--out", str(out)]) == 0
+    assert (
+        schedules_command(
+            [*tiny, "--schedules", "pretrain_finetune", "--pretrain-config", str(config), "--out", str(out)]
+        )
+        == 0
+    )
     ckpt = out / "synthetic_only" / "seed0" / "checkpoints" / "last.ckpt"
     dann_state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert any(k.startswith("discriminator") for k in dann_state)  # the synthetic stage really was DANN
@@ -128,11 +196,16 @@ def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {(r["name"], r["status"]) for r in rows} == {("synthetic_only", "ok"), ("pretrain_finetune", "ok")}
 
-    refined = write_dataset(tmp_path / "refined", make_samples(40, size=32, num_classes=10), size=32,
-                            classes=[str(d) for d in range(10)])
+    refined = write_dataset(
+        tmp_path / "refined", make_samples(40, size=32, num_classes=10), size=32, classes=[str(d) for d in range(10)]
+    )
     out = tmp_path / "refined_runs"
-    assert schedules_command([*tiny, "--schedules", "synthetic_only", "hybrid", "--synthetic", str(refined),
-                              "--out", str(out)]) == 0
+    assert (
+        schedules_command(
+            [*tiny, "--schedules", "synthetic_only", "hybrid", "--synthetic", str(refined), "--out", str(out)]
+        )
+        == 0
+    )
     assert str(refined) in (out / "hybrid@0.5__b10" / "config.seed0.yaml").read_text()
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {(r["name"], r["status"]) for r in rows} == {("synthetic_only", "ok"), ("hybrid@0.5", "ok")}

@@ -19,8 +19,16 @@ def _tiny(name: str, folder: Path, **model_args: object) -> None:
     """A tiny experiment ``<name>__tiny.yaml`` in ``folder/experiments`` (``folder`` is then a configs folder)."""
     cfg = yaml.safe_load((CONFIGS / "smoke" / "task.yaml").read_text())
     cfg["trainer"] = yaml.safe_load((CONFIGS / "trainer" / "smoke.yaml").read_text())
-    cfg["trainer"].update({"fast_dev_run": False, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1,
-                           "limit_test_batches": 1, "enable_checkpointing": False})
+    cfg["trainer"].update(
+        {
+            "fast_dev_run": False,
+            "max_epochs": 1,
+            "limit_train_batches": 2,
+            "limit_val_batches": 1,
+            "limit_test_batches": 1,
+            "enable_checkpointing": False,
+        }
+    )
     cfg["model"]["init_args"].update(model_args)
     (folder / "experiments").mkdir(parents=True, exist_ok=True)
     (folder / "experiments" / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg))
@@ -58,8 +66,9 @@ def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     configs = tmp_path / "configs"
     configs.mkdir()
     _tiny("source_only", configs)
@@ -72,8 +81,9 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(tmp_path: Pa
         raise KeyboardInterrupt
 
     monkeypatch.setattr("syn2real.bench.zoo.run_cells", interrupt)
-    assert zoo_command(["--benchmark", "tiny", "--seeds", "0", "1", "--configs", str(configs),
-                        "--out", str(out)]) == 130
+    assert (
+        zoo_command(["--benchmark", "tiny", "--seeds", "0", "1", "--configs", str(configs), "--out", str(out)]) == 130
+    )
     message = " ".join(capsys.readouterr().err.split())
     assert "interrupted: 1 finished run(s) are kept" in message and "Run the same command again to resume" in message
     assert finished.read_text() == '{"metrics": {"test/target_acc": 0.5}}'
@@ -83,16 +93,21 @@ def test_leaderboard_ranks_by_accuracy_and_gives_refiners_their_distance(tmp_pat
     from syn2real.bench.runs import CellResult
     from syn2real.bench.zoo import leaderboard, write_tables
 
-    results = [CellResult("source_only", s, "ok", {"test/target_acc": a}, 10.0, False, tags={"family": "baseline"})
-               for s, a in [(0, 0.6), (1, 0.8)]]
-    results += [CellResult("gan", s, "ok", {"val/fd_effnet": fd}, 30.0, False, tags={"family": "refinement"})
-                for s, fd in [(0, 100.0), (1, 120.0)]]
+    results = [
+        CellResult("source_only", s, "ok", {"test/target_acc": a}, 10.0, False, tags={"family": "baseline"})
+        for s, a in [(0, 0.6), (1, 0.8)]
+    ]
+    results += [
+        CellResult("gan", s, "ok", {"val/fd_effnet": fd}, 30.0, False, tags={"family": "refinement"})
+        for s, fd in [(0, 100.0), (1, 120.0)]
+    ]
     results += [CellResult("oracle", 0, "ok", {"test/target_acc": 0.99}, 5.0, False, tags={"family": "baseline"})]
     board = leaderboard(results, "test/target_acc")
     assert [r["method"] for r in board] == ["oracle", "source_only", "gan"]
     assert board[1]["mean"] == pytest.approx(70.0) and board[1]["std"] == pytest.approx(14.1421, abs=1e-3)
-    assert board[2]["fd_effnet"] == pytest.approx(110.0) and board[2]["fd_effnet_std"] == pytest.approx(14.1421,
-                                                                                                       abs=1e-3)
+    assert board[2]["fd_effnet"] == pytest.approx(110.0) and board[2]["fd_effnet_std"] == pytest.approx(
+        14.1421, abs=1e-3
+    )
     write_tables(tmp_path, results, board, "test/target_acc", "tiny")
     assert "| gan | refinement | n/a | 110.0 ± 14.1 | 2 | 0 | 30 |" in (tmp_path / "leaderboard.md").read_text()
     with Image.open(tmp_path / "leaderboard.png") as png:  # second panel for the refiners: wider figure

@@ -1,4 +1,4 @@
-"""The real command line: smoke configs, every committed config, simulate, list, bad config keys."""
+"""The real command line: smoke configs through LightningCLI, simulate, list, bad config keys."""
 
 from __future__ import annotations
 
@@ -33,21 +33,6 @@ def test_smoke_config_trains_through_the_real_cli(name: str, tmp_path: Path) -> 
     assert all(torch.isfinite(v).all() for v in cli.trainer.callback_metrics.values())
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "experiments").glob("*.yaml")) +
-                         sorted((CONFIGS / "smoke").glob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_full_config_parses(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli_main(["fit", "--config", str(path), "--print_config"])
-    assert exit_.value.code in (0, None), capsys.readouterr().err
-    assert "class_path" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("path", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_data_config_instantiates(path: Path) -> None:
-    cli = cli_main(["--config", str(CONFIGS / "smoke" / "task.yaml"), "--data", str(path)], run=False)
-    assert type(cli.datamodule).__name__ in yaml.safe_load(path.read_text())["class_path"]
-
-
 def test_unknown_config_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = yaml.safe_load((CONFIGS / "smoke" / "task.yaml").read_text())
     cfg["model"]["init_args"]["learning_rat"] = 0.1  # a typo of a real key
@@ -60,9 +45,18 @@ def test_unknown_config_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_fit_tests_the_final_model_and_writes_results(tmp_path: Path) -> None:
-    cli_main(["fit", "--config", str(CONFIGS / "smoke" / "task.yaml"), "--trainer.fast_dev_run=false",
-              "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
-              "--trainer.logger=pytorch_lightning.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}"])
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "smoke" / "task.yaml"),
+            "--trainer.fast_dev_run=false",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2",
+            "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
+            f"--trainer.logger.save_dir={tmp_path}",
+        ]
+    )
     results = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert results["subcommand"] == "fit" and results["model"] == "TaskModule"
     assert 0 <= results["metrics"]["test/target_acc"] <= 1 and results["metrics"]["fit_wall_time_s"] > 0
@@ -98,11 +92,24 @@ def test_tour_simulate_then_fit_on_the_folder(tmp_path: Path) -> None:
     """README tour: `syn2real simulate` -> `syn2real fit` on that folder -> test on real digits."""
     with pytest.raises(SystemExit):
         main(["simulate", "--out", str(tmp_path / "sim" / "stage_000"), "--num-samples", "32"])
-    cli_main(["fit", "--config", str(CONFIGS / "smoke" / "task.yaml"), "--data", str(CONFIGS / "data" /
-              "simulated_folder.yaml"), f"--data.train.init_args.root={tmp_path / 'sim'}", "--data.batch_size=8",
-              "--model.network.num_classes=10", "--trainer.fast_dev_run=false", "--trainer.max_epochs=1",
-              "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
-              "--trainer.logger=pytorch_lightning.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}"])
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "smoke" / "task.yaml"),
+            "--data",
+            str(CONFIGS / "data" / "simulated_folder.yaml"),
+            f"--data.train.init_args.root={tmp_path / 'sim'}",
+            "--data.batch_size=8",
+            "--model.network.num_classes=10",
+            "--trainer.fast_dev_run=false",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.limit_test_batches=1",
+            "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
+            f"--trainer.logger.save_dir={tmp_path}",
+        ]
+    )
     assert "test/target_acc" in json.loads(next(tmp_path.rglob("results.json")).read_text())["metrics"]
 
 

@@ -20,9 +20,16 @@ from tests.conftest import make_samples, tree_digest, write_dataset
 
 
 def _fit(model: pl.LightningModule, data: pl.LightningDataModule, path: Path) -> Path:
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=path.parent)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=path.parent,
+    )
     trainer.fit(model, data)
     trainer.save_checkpoint(path)
     return path
@@ -35,8 +42,12 @@ def refiner_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_export_keeps_ids_labels_masks_depth_and_records_provenance(refiner_ckpt: Path, tmp_path: Path) -> None:
-    source = write_dataset(tmp_path / "run" / "stage_000", make_samples(5, size=16), size=16,
-                           stage={"name": "s0", "index": 0, "parameters": {"blur": 1}, "score": None})
+    source = write_dataset(
+        tmp_path / "run" / "stage_000",
+        make_samples(5, size=16),
+        size=16,
+        stage={"name": "s0", "index": 0, "parameters": {"blur": 1}, "score": None},
+    )
     before = tree_digest(source)
     result = refine_dataset(refiner_ckpt, tmp_path / "run", tmp_path / "refined", batch_size=2)
     assert result["images"] == 5 and tree_digest(source) == before
