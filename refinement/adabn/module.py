@@ -34,25 +34,25 @@ class AdaBN(TaskModule):
     """Source training (exactly as ``TaskModule``) + BN statistics re-estimated on the target before evaluation.
 
     Args:
+        stats_batch_size: batch size of the re-estimation pass (fixed; a last partial batch is dropped).
         network: the task network (must contain BN layers).
         optimizer: source-training optimizer (as ``TaskModule``).
         scheduler: source-training LR schedule (as ``TaskModule``).
+        label_smoothing: cross-entropy label smoothing.
         init_from: start from the task network of this checkpoint.
         freeze_features: train the head only.
-        label_smoothing: cross-entropy label smoothing.
-        stats_batch_size: batch size of the re-estimation pass (fixed; a last partial batch is dropped).
     """
 
     def __init__(
         self,
         *,
+        stats_batch_size: int = 128,
         network: TaskNetworkSpec = TaskNetworkSpec(),
         optimizer: OptimizerSpec = OptimizerSpec(),
         scheduler: SchedulerSpec = SchedulerSpec(name="cosine"),
+        label_smoothing: float = 0.0,
         init_from: str | None = None,
         freeze_features: bool = False,
-        label_smoothing: float = 0.0,
-        stats_batch_size: int = 128,
     ) -> None:
         super().__init__(
             network=network,

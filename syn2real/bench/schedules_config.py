@@ -54,6 +54,10 @@ class SchedulesConfig:
             raise ValueError(f"unknown schedule(s) {unknown}; choose from {list(SCHEDULES)}")
         if any(not 0 < f < 1 for f in self.real_fractions):
             raise ValueError(f"real fractions must lie strictly between 0 and 1, got {list(self.real_fractions)}")
+        if self.freeze not in ("none", "features"):
+            raise ValueError(f"freeze must be none or features, got {self.freeze!r}")
+        if self.augment not in ("none", "light", "strong"):
+            raise ValueError(f"augment must be none, light or strong, got {self.augment!r}")
         if self.real_train is not None and (self.real_val is None or self.real_test is None):
             raise ValueError("with --real-train give --real-val and --real-test too (labeled class folders)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,22 +22,24 @@ def public_path(cls: type) -> str:
 
 
 def methods_table(configs: Path) -> Table:
-    """One row per method: name, family, class path, model config, benchmarks with an experiment config."""
-    table = Table(title=f"syn2real {__version__}: methods", title_justify="left")
-    for col in ("method", "family", "class", "model config", "experiments on"):
-        table.add_column(col, overflow="fold")
+    """One row per method: name, family, class path, benchmarks with an experiment config (fits 80 columns)."""
+    table = Table(
+        title=f"syn2real {__version__}: methods",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="paper defaults: configs/model/<method>.yaml",
+        caption_justify="left",
+    )
+    table.add_column("method", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("class", no_wrap=True)
+    table.add_column("experiments on", overflow="fold")
     for name in list_methods():
-        model_cfg = configs / "model" / f"{name}.yaml"
         benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{name}__*.yaml"))
-        table.add_row(
-            name,
-            family_of(name),
-            public_path(get_method(name)),
-            f"model/{name}.yaml" if model_cfg.is_file() else "-",
-            ", ".join(benchmarks) or "-",
-        )
+        missing = "" if (configs / "model" / f"{name}.yaml").is_file() else " (no model config)"
+        table.add_row(name, family_of(name), public_path(get_method(name)) + missing, ", ".join(benchmarks) or "-")
     if not list_methods():
-        table.add_row("(none yet)", "", "", "", "")
+        table.add_row("(none yet)", "", "", "")
     return table
 
 
@@ -53,7 +56,7 @@ def list_command(argv: list[str]) -> int:
         return 2
     import_methods()
     console.print(methods_table(configs))
-    experiments = Table(title="experiments: syn2real fit --config <path>", title_justify="left")
+    experiments = Table(title="experiments: syn2real fit --config <path>", title_justify="left", box=box.SIMPLE_HEAD)
     experiments.add_column("config", overflow="fold")
     for path in sorted((configs / "experiments").glob("*.yaml")):
         experiments.add_row(shown(path, configs))

@@ -182,16 +182,7 @@ def build_task_network(
     width: int = 32,
     pretrained: str | None = None,
 ) -> TaskNetwork:
-    """Build a task network by name (see the module docstring for the names).
-
-    Args:
-        arch: ``small_cnn`` / a timm name (classification); ``small_fcn`` / an smp architecture (segmentation).
-        num_classes: output classes.
-        in_channels: image channels.
-        task: ``classification`` or ``segmentation``.
-        encoder: smp encoder name (segmentation with an smp architecture).
-        width: base width of ``small_cnn`` / ``small_fcn``.
-        pretrained: ``None``, ``"imagenet-offline"`` (EfficientNet-Lite0) or a state-dict path.
+    """Build a task network by name; the arguments are the fields of :class:`TaskNetworkSpec`.
 
     Examples:
         >>> net = build_task_network(arch="small_cnn", num_classes=10, in_channels=1, width=8)

@@ -209,3 +209,15 @@ def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: 
     assert str(refined) in (out / "hybrid@0.5__b10" / "config.seed0.yaml").read_text()
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {(r["name"], r["status"]) for r in rows} == {("synthetic_only", "ok"), ("hybrid@0.5", "ok")}
+
+
+def test_settings_file_and_flags_are_checked_before_any_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "settings.yaml"
+    bad.write_text("budgetz: [10]\n")
+    assert schedules_command(["--config", str(bad), "--out", str(tmp_path / "a")]) == 2
+    assert "settings.yaml: unknown key(s) ['budgetz']" in capsys.readouterr().err.replace("\n", "")
+    bad.write_text("budgets: [ten]\n")
+    assert schedules_command(["--config", str(bad), "--out", str(tmp_path / "a")]) == 2
+    assert "'budgets' has an invalid value ['ten']" in capsys.readouterr().err.replace("\n", "")
+    assert schedules_command(["--freeze", "everything", "--out", str(tmp_path / "a")]) == 2
+    assert not (tmp_path / "a").exists()

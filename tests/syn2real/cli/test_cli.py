@@ -11,7 +11,7 @@ import yaml
 
 from datamodules.format import Syn2RealDataset
 from syn2real.cli import cli_main, main
-from syn2real.registry import list_methods
+from syn2real.registry import get_method, list_methods
 from tests.conftest import tree_digest
 
 REPO = Path(__file__).parents[3]
@@ -123,3 +123,35 @@ def test_list_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["fitt"])
     assert exit_.value.code == 2
+
+
+def test_list_fits_80_columns_without_cutting_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_:
+        main(["list"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    assert "…" not in out
+    for name in list_methods():  # full class paths, whole
+        cls = get_method(name)
+        assert f"{cls.__module__.removesuffix('.module')}.{cls.__qualname__}" in out
+    assert "configs/experiments/cyclegan__gta5_to_cityscapes.yaml" in out
+
+
+def test_configs_are_found_outside_a_checkout_or_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syn2real.cli import configs
+
+    monkeypatch.setenv(configs.ENV, str(CONFIGS))
+    assert configs.configs_dir() == CONFIGS
+    monkeypatch.delenv(configs.ENV)
+    monkeypatch.setattr(configs, "candidates", lambda: [tmp_path / "nowhere"])
+    with pytest.raises(FileNotFoundError, match="pass --configs DIR or set SYN2REAL_CONFIGS"):
+        configs.configs_dir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["list", "--configs", str(tmp_path)])
+    assert exit_.value.code == 2 and "has no experiments/ subfolder" in capsys.readouterr().err
