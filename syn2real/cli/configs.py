@@ -46,6 +46,7 @@ def configs_dir(explicit: Path | None = None) -> Path:
     )
 
 
-def shown(path: Path, root: Path) -> str:
-    """``path`` relative to the folder above ``root`` (``configs/experiments/x.yaml``) when inside it."""
-    return str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+def shown(path: Path) -> str:
+    """``path`` as a user can type it from here: relative to the working folder when inside it, else absolute."""
+    cwd = Path.cwd()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)

@@ -59,7 +59,7 @@ def list_command(argv: list[str]) -> int:
     experiments = Table(title="experiments: syn2real fit --config <path>", title_justify="left", box=box.SIMPLE_HEAD)
     experiments.add_column("config", overflow="fold")
     for path in sorted((configs / "experiments").glob("*.yaml")):
-        experiments.add_row(shown(path, configs))
+        experiments.add_row(shown(path))
     console.print(experiments)
     console.print(f"configs folder: {configs}", overflow="fold", soft_wrap=False)
     return 0
