@@ -1,7 +1,7 @@
 """Gradient reversal (Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015).
 
 Forward is the identity; backward multiplies the incoming gradient by ``-coeff``. The coefficient is passed
-with every call (a pure function of training progress, see :mod:`syn2real.schedules`), never advanced by
+with every call (a pure function of training progress, see :mod:`syn2real.progress`), never advanced by
 ``forward`` itself.
 """
 
