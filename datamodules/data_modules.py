@@ -7,6 +7,7 @@ and yield :class:`~syn2real.batch.Batch` for evaluation. Training batches are a 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -302,18 +303,17 @@ class RandomDataModule(TaskDataModule):
         task: str = "classification",
         batch_size: int = 4,
     ) -> None:
-        def make(seed: int, domain: int) -> RandomSource:
-            return RandomSource(
-                num_samples=num_samples,
-                num_classes=num_classes,
-                size=size,
-                channels=channels,
-                task=task,  # type: ignore[arg-type]
-                seed=seed,
-                domain=domain,
-            )
+        make = partial(
+            RandomSource, num_samples=num_samples, num_classes=num_classes, size=size, channels=channels, task=task
+        )
 
-        super().__init__(train=[make(0, 0)], val=make(1, 1), test=make(2, 1), predict=make(2, 1), batch_size=batch_size)
+        super().__init__(
+            train=[make(seed=0, domain=0)],
+            val=make(seed=1, domain=1),
+            test=make(seed=2, domain=1),
+            predict=make(seed=2, domain=1),
+            batch_size=batch_size,
+        )
 
 
 class RandomDomainPairDataModule(DomainPairDataModule):
@@ -329,23 +329,15 @@ class RandomDomainPairDataModule(DomainPairDataModule):
         task: str = "classification",
         batch_size: int = 4,
     ) -> None:
-        def make(seed: int, domain: int, labels: bool) -> RandomSource:
-            return RandomSource(
-                num_samples=num_samples,
-                num_classes=num_classes,
-                size=size,
-                channels=channels,
-                task=task,  # type: ignore[arg-type]
-                seed=seed,
-                domain=domain,
-                use_labels=labels,
-            )
+        make = partial(
+            RandomSource, num_samples=num_samples, num_classes=num_classes, size=size, channels=channels, task=task
+        )
 
         super().__init__(
-            source=make(0, 0, True),
-            target=make(1, 1, False),
-            val=make(2, 1, True),
-            test=make(3, 1, True),
-            predict=make(3, 1, True),
+            source=make(seed=0, domain=0, use_labels=True),
+            target=make(seed=1, domain=1, use_labels=False),
+            val=make(seed=2, domain=1, use_labels=True),
+            test=make(seed=3, domain=1, use_labels=True),
+            predict=make(seed=3, domain=1, use_labels=True),
             batch_size=batch_size,
         )

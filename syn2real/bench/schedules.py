@@ -66,10 +66,12 @@ class Plan:
         proportions: list[float] | None,
         steps: int,
         batch: int,
-        model: dict[str, Any],
+        model: dict[str, Any] | None = None,
+        lr: float | None = None,
     ) -> dict[str, Any]:
+        """A ``TaskModule`` run; ``model`` adds init args, ``lr`` replaces the benchmark's learning rate."""
         a = self.config
-        optimizer = {"name": "adamw", "lr": model.pop("lr", a.lr), "weight_decay": a.weight_decay}
+        optimizer = {"name": "adamw", "lr": a.lr if lr is None else lr, "weight_decay": a.weight_decay}
         return {
             "trainer": {
                 "accelerator": a.accelerator,
@@ -86,7 +88,7 @@ class Plan:
             },
             "model": {
                 "class_path": "syn2real.tasks.TaskModule",
-                "init_args": {"network": dataclasses.asdict(a.network), "optimizer": optimizer, **model},
+                "init_args": {"network": dataclasses.asdict(a.network), "optimizer": optimizer, **(model or {})},
             },
             "data": {
                 "class_path": "datamodules.TaskDataModule",
@@ -137,7 +139,7 @@ class Plan:
         if a.pretrain_config:
             return self._cell("synthetic_only", seed, 0, None, ["--config", str(a.pretrain_config)])
         return self._cell(
-            "synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps, a.batch_size, {})
+            "synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps, a.batch_size)
         )
 
     def cells(self, seed: int, budget: int, pretrained: Cell) -> list[Cell]:
@@ -146,18 +148,18 @@ class Plan:
         if "real_only" in a.schedules:
             out.append(
                 self._cell(
-                    "real_only", seed, budget, self._config([real], None, a.finetune_steps, a.finetune_batch_size, {})
+                    "real_only", seed, budget, self._config([real], None, a.finetune_steps, a.finetune_batch_size)
                 )
             )
         if "pretrain_finetune" in a.schedules:
             ckpt = pretrained.folder / "checkpoints" / "last.ckpt"
-            model = {"init_from": str(ckpt), "lr": a.finetune_lr, "freeze_features": a.freeze == "features"}
+            model = {"init_from": str(ckpt), "freeze_features": a.freeze == "features"}
             out.append(
                 self._cell(
                     "pretrain_finetune",
                     seed,
                     budget,
-                    self._config([real], None, a.finetune_steps, a.finetune_batch_size, model),
+                    self._config([real], None, a.finetune_steps, a.finetune_batch_size, model, lr=a.finetune_lr),
                 )
             )
         if "hybrid" in a.schedules:
@@ -168,7 +170,7 @@ class Plan:
                         seed,
                         budget,
                         self._config(
-                            [self.synthetic, real], [1 - f, f], a.synthetic_steps + a.finetune_steps, a.batch_size, {}
+                            [self.synthetic, real], [1 - f, f], a.synthetic_steps + a.finetune_steps, a.batch_size
                         ),
                         fraction=f,
                     )

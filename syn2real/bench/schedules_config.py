@@ -62,22 +62,20 @@ class SchedulesConfig:
             raise ValueError("with --real-train give --real-val and --real-test too (labeled class folders)")
 
 
-_SEQUENCES = {"schedules": str, "budgets": int, "seeds": int, "real_fractions": float}
+_DEFAULTS = SchedulesConfig()
 
 
 def _coerce(key: str, value: Any, where: Path | str) -> Any:
-    kinds = {f.name: f.type for f in dataclasses.fields(SchedulesConfig)}
+    """``value`` (from YAML or a flag) as the type of the key's default: tuple of int/float/str, int, Path..."""
+    default = getattr(_DEFAULTS, key)
     try:
-        if key in _SEQUENCES:
-            return tuple(_SEQUENCES[key](v) for v in value)
         if key == "network":
             return as_spec(TaskNetworkSpec, value)
-        if key == "out":
-            return Path(value)
-        if value is None or kinds[key] in ("str", "str | None"):
+        if isinstance(default, tuple):
+            return tuple(type(default[0])(v) for v in value)
+        if value is None or default is None:
             return value
-        caster = {"int": int, "float": float}.get(str(kinds[key]))
-        return caster(value) if caster is not None else value
+        return type(default)(value)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: key {key!r} has an invalid value {value!r} ({err}); fix it") from None
 

@@ -23,7 +23,7 @@ from syn2real.bench.runs import (
     run_cells,
     write_runs_csv,
 )
-from syn2real.cli.configs import configs_dir
+from syn2real.cli.configs import configs_dir, shown
 from syn2real.cli.methods import import_methods
 from syn2real.registry import family_of, list_methods
 
@@ -58,7 +58,7 @@ def zoo_cells(
                     seed=seed,
                     folder=out / name / f"seed{seed}",
                     args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
-                    tags={"method": name, "family": family, "config": _shown(cfg, experiments)},
+                    tags={"method": name, "family": family, "config": shown(cfg)},
                 )
             )
     if methods:
@@ -66,11 +66,6 @@ def zoo_cells(
         if unknown:
             raise ValueError(f"no experiment config for {unknown} on {benchmark!r}")
     return cells
-
-
-def _shown(path: Path, experiments: Path) -> str:
-    root = experiments.parent.parent
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
