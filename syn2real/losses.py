@@ -83,3 +83,17 @@ def generator_loss(fake: Tensor, *, mode: AdversarialMode = "lsgan", target: flo
     if mode == "hinge":
         return -fake.mean()
     raise ValueError(f"unknown adversarial mode {mode!r}; use vanilla, lsgan or hinge")
+
+
+def l1_generator_units(prediction: Tensor, target: Tensor) -> Tensor:
+    """Mean L1 distance of two [0, 1] images measured on the generators' [-1, 1] scale (``x ↦ 2x − 1``).
+
+    The zoo's images are in [0, 1] (DESIGN.md "Data contract"); CycleGAN's reference code and SimGAN's
+    re-implementations compute their L1 terms on [-1, 1] images, where the same difference is twice as large. Their
+    published λ weights are in these units, so the cycle, identity and self-regularization terms use this distance.
+
+    Examples:
+        >>> l1_generator_units(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 0.5]))
+        tensor(1.)
+    """
+    return F.l1_loss(2.0 * prediction - 1.0, 2.0 * target - 1.0)

@@ -12,7 +12,9 @@ and b ~ target (unpaired):
 
 with LSGAN g/d (D's objective halved), 50-image pools per direction, Adam 2e-4 β (0.5, 0.999) for {G, F} and for
 {D_S, D_T}, and the linear policy: constant LR for ``constant_epochs`` then linear decay over ``decay_epochs``
-(stepped per epoch). Reference defaults throughout; ``ema_decay`` (off by default) adds an EMA generator used by
+(stepped per epoch). The L1 terms are measured on the generators' [-1, 1] scale, as the reference computes them
+(the zoo's images are [0, 1]; :func:`~syn2real.losses.l1_generator_units`), so λ means what the paper's λ means.
+Reference defaults throughout; ``ema_decay`` (off by default) adds an EMA generator used by
 ``refine()``.
 """
 
@@ -20,11 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from syn2real.batch import DomainBatch
-from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
+from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
 from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
 from syn2real.optim import OptimizerSpec, SchedulerSpec
@@ -117,10 +118,9 @@ class CycleGAN(RefinerBase):
         adv = generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target) + generator_loss(
             self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target
         )
-        cycle = F.l1_loss(self.gen_t2s(fake_b), a) + F.l1_loss(self.gen_s2t(fake_a), b)
-        identity = (
-            F.l1_loss(self.gen_s2t(b), b) + F.l1_loss(self.gen_t2s(a), a) if hp.lambda_identity > 0 else a.new_zeros(())
-        )
+        l1 = l1_generator_units
+        cycle = l1(self.gen_t2s(fake_b), a) + l1(self.gen_s2t(fake_a), b)
+        identity = l1(self.gen_s2t(b), b) + l1(self.gen_t2s(a), a) if hp.lambda_identity > 0 else a.new_zeros(())
         total = adv + hp.lambda_cycle * cycle + hp.lambda_cycle * hp.lambda_identity * identity
         return {"loss_g": total, "loss_g_adv": adv, "loss_g_cycle": cycle, "loss_g_identity": identity}, fake_b, fake_a
 

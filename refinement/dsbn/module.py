@@ -13,7 +13,8 @@ Training, following the paper's two stages within one run (progress p = step / t
 with λ_p = 2 / (1 + exp(-10 p)) - 1 as in the official code. Departures: the official stage 1 is MSTN (adversarial
 + semantic centroid loss) with a negated-BCE generator; we use a gradient-reversal adversary on the task features
 and no centroid term. The official stage 2 trains a fresh network on a frozen stage-1 teacher's pseudo-labels; we
-keep training the same network on its own confident target predictions (threshold ``pseudo_label_threshold``).
+keep training the same network on its own confident target predictions (threshold ``pseudo_label_threshold``),
+made by the target branch in eval mode (dropout off, the branch's running statistics) as a frozen teacher would.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ class DSBN(TaskEvaluation):
     def task_model(self) -> nn.Module:
         return DomainView(self.network, TARGET)
 
+    @torch.no_grad()
+    def pseudo_labels(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Confidence and class of the target branch's prediction in eval mode (no dropout, running statistics)."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            with use_domain(self.network, TARGET):
+                confidence, labels = self.network(images).softmax(1).max(1)
+        finally:
+            self.network.train(was_training)
+        return confidence, labels
+
     def losses(self, batch: DomainBatch, p: float) -> dict[str, Tensor]:
         """The named loss terms of one step at progress ``p``."""
         hp = self.hparams
@@ -102,11 +115,14 @@ class DSBN(TaskEvaluation):
         d = self.discriminator(grad_reverse(torch.cat([fs, ft]), dann_lambda(p, hp.gamma)))
         loss_adv, _ = domain_adversarial_loss(d[: len(fs)], d[len(fs) :])
         logits_t = self.network.forward_head(ft)
-        confidence, pseudo = logits_t.detach().softmax(1).max(1)
-        keep = confidence >= hp.pseudo_label_threshold
-        use_pseudo = p >= hp.pseudo_label_start and bool(keep.any())
-        loss_pl = task_loss(logits_t[keep], pseudo[keep]) if use_pseudo else logits_t.sum() * 0.0
-        total = loss_cls + hp.lambda_adv * loss_adv + (hp.lambda_pseudo * loss_pl if use_pseudo else 0.0)
+        keep = torch.zeros(len(ft), dtype=torch.bool, device=ft.device)
+        loss_pl = logits_t.sum() * 0.0
+        if p >= hp.pseudo_label_start:
+            confidence, pseudo = self.pseudo_labels(batch.target.images)
+            keep = confidence >= hp.pseudo_label_threshold
+            if keep.any():
+                loss_pl = task_loss(logits_t[keep], pseudo[keep])
+        total = loss_cls + hp.lambda_adv * loss_adv + hp.lambda_pseudo * loss_pl
         return {
             "loss": total,
             "loss_cls": loss_cls,

@@ -14,7 +14,9 @@ checkpoints), not on Lightning's step counter.
 
 Departures: the paper's 2-class softmax per patch is written as one logit per patch with BCE (``vanilla``), the same
 loss with the convention real = 1; λ is applied to a *mean* L1 (the paper's reduction is unclear, see
-``methods/refinement.md`` §1.4); the history capacity is a parameter (50 × batch size by default in our configs);
+``methods/refinement.md`` §1.4) measured on the refiner's [-1, 1] scale as the re-implementations whose λ we quote
+(images are [0, 1] in the zoo, so the distance is doubled); the history capacity is a parameter (50 × batch size by
+default in our configs);
 ``psi: features`` uses the first blocks of the frozen offline EfficientNet-Lite0 as the fixed feature network.
 """
 
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 
 from refinement.simgan.networks import Refiner
 from syn2real.batch import DomainBatch
-from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss
+from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
 from syn2real.nn import ImagePool, LocalDiscriminator
 from syn2real.optim import OptimizerSpec
 from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_imagenet
@@ -131,6 +133,12 @@ class SimGAN(RefinerBase):
             return self.psi_net(images)
         return images
 
+    def self_regularization(self, refined: Tensor, x: Tensor) -> Tensor:
+        """mean|ψ(R(x)) − ψ(x)|: on the refiner's [-1, 1] scale for image-space ψ (the units λ is quoted in)."""
+        if self.hparams.psi == "features":
+            return (self.psi(refined) - self.psi(x)).abs().mean()
+        return l1_generator_units(self.psi(refined), self.psi(x))
+
     def phase(self, update: int) -> str:
         """``refiner_pretrain`` | ``disc_pretrain`` | ``refiner`` | ``disc`` for the given update index."""
         hp = self.hparams
@@ -144,7 +152,7 @@ class SimGAN(RefinerBase):
     def refiner_losses(self, x: Tensor, *, adversarial: bool) -> dict[str, Tensor]:
         hp = self.hparams
         refined = self.refiner(x)
-        reg = (self.psi(refined) - self.psi(x)).abs().mean()
+        reg = self.self_regularization(refined, x)
         adv = (
             generator_loss(self.discriminator(refined), mode=hp.gan_mode, target=hp.g_target)
             if adversarial

@@ -66,6 +66,32 @@ def test_generator_loss_weights_identity_at_half_lambda() -> None:
     torch.testing.assert_close(losses["loss_g"], expected)
 
 
+class Constant(torch.nn.Module):
+    """A stand-in generator whose output is known: every pixel ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, self.value)
+
+
+def test_cycle_and_identity_terms_are_in_the_reference_minus_one_to_one_units() -> None:
+    # a = 0, b = 1 in [0, 1]; G ≡ 0.25, F ≡ 0.5. On the reference's [-1, 1] scale:
+    # cycle    |F(G(a)) − a| = |0 − (−1)| = 1,   |G(F(b)) − b| = |−0.5 − 1| = 1.5   → 2.5
+    # identity |G(b) − b|    = |−0.5 − 1| = 1.5, |F(a) − a|    = |0 − (−1)| = 1     → 2.5
+    # ([0, 1] units would give 1.25 each: half the paper's weight.)
+    model = CycleGAN(**TINY)
+    model.gen_s2t, model.gen_t2s = Constant(0.25), Constant(0.5)
+    a, b = torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
+    losses, _, _ = model.generator_losses(a, b)
+    assert losses["loss_g_cycle"].item() == pytest.approx(2.5)
+    assert losses["loss_g_identity"].item() == pytest.approx(2.5)
+    expected = losses["loss_g_adv"].item() + 10.0 * 2.5 + 5.0 * 2.5
+    assert losses["loss_g"].item() == pytest.approx(expected)
+
+
 def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> None:
     pl.seed_everything(0)
     straight = LossRecorder()

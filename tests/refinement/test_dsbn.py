@@ -59,3 +59,20 @@ def test_training_step_uses_both_branches_and_pseudo_labels() -> None:
     assert out["pseudo_fraction"] == 1.0 and out["loss_pseudo"] > 0
     early = model.losses(batch, p=0.1)  # before pseudo_label_start: no target CE in the total
     torch.testing.assert_close(early["loss"], early["loss_cls"] + 0.1 * early["loss_adv"])
+
+
+def test_pseudo_labels_come_from_the_target_branch_in_eval_mode() -> None:
+    torch.manual_seed(0)
+    model = DSBN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8)
+    model.network.head[0].p = 0.9  # heavy dropout: train-mode predictions would change from call to call
+    model.train()
+    images = torch.rand(16, 1, 32, 32)
+    first, second = model.pseudo_labels(images), model.pseudo_labels(images)
+    torch.testing.assert_close(first, second)
+    model.eval()
+    with use_domain(model.network, 1):
+        expected = model.network(images).softmax(1).max(1)
+    model.train()
+    torch.testing.assert_close(first[0], expected[0])
+    torch.testing.assert_close(first[1], expected[1])
+    assert model.network.training, "the network is back in train mode after labelling"

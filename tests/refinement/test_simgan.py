@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from refinement.simgan import SimGAN
@@ -18,11 +19,21 @@ def test_self_regularization_is_mean_l1_and_pretraining_has_no_adversarial_term(
     model = SimGAN(**TINY, lambda_reg=0.25)
     x = torch.rand(2, 1, 8, 8)
     pre = model.refiner_losses(x, adversarial=False)
-    torch.testing.assert_close(pre["loss_r_reg"], (model.refiner(x) - x).abs().mean())
+    # mean L1 on the refiner's [-1, 1] scale: twice the [0, 1] difference
+    torch.testing.assert_close(pre["loss_r_reg"], 2 * (model.refiner(x) - x).abs().mean())
     assert pre["loss_r_adv"].item() == 0.0
     torch.testing.assert_close(pre["loss_r"], 0.25 * pre["loss_r_reg"])
     full = model.refiner_losses(x, adversarial=True)
     assert full["loss_r_adv"].item() > 0
+
+
+def test_self_regularization_by_hand_in_minus_one_to_one_units() -> None:
+    # x = 0 → −1 and R(x) ≡ 0.75 → 0.5 on the [-1, 1] scale: |0.5 − (−1)| = 1.5 per pixel
+    model = SimGAN(**TINY, lambda_reg=0.5)
+    x = torch.zeros(2, 1, 8, 8)
+    with torch.no_grad():
+        reg = model.self_regularization(torch.full_like(x, 0.75), x)
+    assert reg.item() == pytest.approx(1.5)
 
 
 def test_psi_variants() -> None:
