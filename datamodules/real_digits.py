@@ -4,6 +4,10 @@
 class-stratified split (seed ``SPLIT_SEED``, independent of any training seed) gives an unlabeled adaptation
 **pool** (also the source of real-label budgets), a **val** split and a **test** split. Only val/test and explicit
 label budgets read the labels.
+
+With ``background="photo"`` every digit is difference-blended onto a colour-photo patch (RGB, the way MNIST-M was
+built; :mod:`datamodules.photo_blend`): the real target of the ``digits-photo`` benchmark, which adds an appearance
+gap (texture, colour, clutter) to the shape gap between rendered and handwritten digits.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
+from datamodules.photo_blend import blend_on_photos
 from syn2real.batch import Sample
 
 SPLIT_SEED = 20160315
 SPLIT_SIZES = {"pool": 1000, "val": 297, "test": 500}
 Split = Literal["pool", "val", "test"]
+Background = Literal["black", "photo"]
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +48,7 @@ class RealDigits(Dataset[Sample]):
         split: ``pool`` (unlabeled adaptation pool / label budgets), ``val`` or ``test``.
         size: output side in pixels.
         channels: 1, or 3 (grey replicated).
+        background: ``black`` (the scans as they are) or ``photo`` (blended onto photo patches; needs ``channels=3``).
         use_labels: attach labels; defaults to ``False`` for the pool (methods must not read its labels; label
             budgets ask for them explicitly), ``True`` for val/test, as :class:`~datamodules.sources.RealDigitsSource`.
         transform: optional ``Sample -> Sample``.
@@ -53,16 +60,24 @@ class RealDigits(Dataset[Sample]):
         *,
         size: int = 32,
         channels: int = 1,
+        background: Background = "black",
         use_labels: bool | None = None,
         transform: object = None,
     ) -> None:
         if split not in SPLIT_SIZES:
             raise ValueError(f"unknown split {split!r}; use one of {list(SPLIT_SIZES)}")
+        if background not in ("black", "photo"):
+            raise ValueError(f"unknown background {background!r}; use 'black' or 'photo'")
+        if background == "photo" and channels != 3:
+            raise ValueError("background='photo' gives colour images: set channels: 3")
         digits = load_digits()
         idx = split_indices()[split]
         raw = torch.from_numpy(digits.images[idx].astype(np.float32) / 16.0).unsqueeze(1)
         images = F.interpolate(raw, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
-        self.images = images.repeat(1, channels, 1, 1) if channels == 3 else images
+        if background == "photo":
+            self.images = blend_on_photos(images, keys=idx.tolist())
+        else:
+            self.images = images.repeat(1, channels, 1, 1) if channels == 3 else images
         self.label_tensor = torch.from_numpy(digits.target[idx].astype(np.int64))
         self.ids = [f"sklearn-digits-{i:04d}" for i in idx]
         self.use_labels = split != "pool" if use_labels is None else use_labels

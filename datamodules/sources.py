@@ -15,7 +15,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
 from datamodules.format import Syn2RealDataset
-from datamodules.real_digits import RealDigits, Split
+from datamodules.real_digits import Background, RealDigits, Split
 from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
 from datamodules.stages import select_stages
 from syn2real.batch import IGNORE_INDEX, Sample
@@ -160,18 +160,30 @@ class RealDigitsSource(Source):
         split: which split.
         size: side in pixels (the benchmark's 32).
         channels: 1, or 3 (grey replicated).
+        background: ``black`` (``digits``) or ``photo`` (``digits-photo``: blended onto photo patches, RGB).
         use_labels: attach labels; defaults to ``False`` for the pool, which methods must not read labels from.
     """
 
     def __init__(
-        self, *, split: Split = "test", size: int = 32, channels: int = 1, use_labels: bool | None = None
+        self,
+        *,
+        split: Split = "test",
+        size: int = 32,
+        channels: int = 1,
+        background: Background = "black",
+        use_labels: bool | None = None,
     ) -> None:
-        self.split, self.size, self.channels = split, size, channels
+        self.split, self.size, self.channels, self.background = split, size, channels, background
         self.use_labels = split != "pool" if use_labels is None else use_labels
 
     def load(self, transform: Any = None) -> RealDigits:
         return RealDigits(
-            self.split, size=self.size, channels=self.channels, use_labels=self.use_labels, transform=transform
+            self.split,
+            size=self.size,
+            channels=self.channels,
+            background=self.background,
+            use_labels=self.use_labels,
+            transform=transform,
         )
 
 

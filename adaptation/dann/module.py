@@ -40,6 +40,8 @@ class DANN(TaskEvaluation):
         optimizer: the paper's SGD, μ_0 = 0.01, momentum 0.9.
         scheduler: the paper's annealing μ_0 / (1 + α p)^β, α = 10, β = 0.75 (``annealed``).
         discriminator_hidden: hidden width of G_d (paper: 100 for digits, 1024 for Office).
+        discriminator_layers: hidden layers of G_d (paper: 1 for digits, 2 for Office).
+        discriminator_dropout: dropout after each hidden layer of G_d (tllib: 0.5; the paper's digits G_d: none).
         lambda_domain: weight w_d of the domain loss (paper: 1).
         gamma: γ of the λ_p schedule (paper: 10).
         lambda_max: scale of λ_p (1 = paper).
@@ -53,6 +55,8 @@ class DANN(TaskEvaluation):
         optimizer: OptimizerSpec = OptimizerSpec(name="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
         scheduler: SchedulerSpec = SchedulerSpec(name="annealed", alpha=10.0, beta=0.75),
         discriminator_hidden: int = 1024,
+        discriminator_layers: int = 2,
+        discriminator_dropout: float = 0.5,
         lambda_domain: float = 1.0,
         gamma: float = 10.0,
         lambda_max: float = 1.0,
@@ -63,7 +67,11 @@ class DANN(TaskEvaluation):
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
         self.network: TaskNetwork = spec.build()
         self.discriminator = domain_discriminator(
-            feature_dim=self.network.feature_dim, segmentation=spec.task == "segmentation", hidden=discriminator_hidden
+            feature_dim=self.network.feature_dim,
+            segmentation=spec.task == "segmentation",
+            hidden=discriminator_hidden,
+            layers=discriminator_layers,
+            dropout=discriminator_dropout,
         )
 
     def adaptation_factor(self) -> float:

@@ -10,7 +10,9 @@ layer's mean/variance with the statistics of the unlabeled target images
 
 This module trains the source model itself (cross-entropy on ``DomainBatch.source``, so the experiment is one
 command with the source-only budget) and keeps a second copy, ``adapted``, whose BN statistics are re-estimated on
-the target pool (no augmentation) before every validation and test; ``task_model`` is that copy. For a model
+the target pool (no augmentation) before every validation and test; ``task_model`` is that copy. The test also
+scores the *same* weights with their source statistics (``test/<metric>_source_bn``): AdaBN's paired baseline, one
+checkpoint with and without re-estimation, so the difference is what the re-estimation does. For a model
 that is already trained, use ``syn2real adapt-bn`` or :class:`~refinement.adabn.callback.AdaBNCallback`.
 """
 
@@ -21,7 +23,7 @@ import copy
 import torch
 from torch import Tensor
 
-from syn2real.batch import DomainBatch
+from syn2real.batch import Batch, DomainBatch
 from syn2real.bn_stats import reestimate_bn_stats, target_images
 from syn2real.data_api import PairedDomains, require_datamodule
 from syn2real.optim import OptimizerSpec, SchedulerSpec
@@ -63,6 +65,7 @@ class AdaBN(TaskModule):
             label_smoothing=label_smoothing,
         )
         self.adapted: TaskNetwork = copy.deepcopy(self.network).requires_grad_(False)
+        self.test_metric_source_bn = self.test_metric.clone()
 
     @property
     def task_model(self) -> TaskNetwork:
@@ -87,3 +90,9 @@ class AdaBN(TaskModule):
 
     def on_test_epoch_start(self) -> None:
         self.adapt()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        # the same checkpoint before re-estimation: the source-trained network with its source BN statistics
+        self.test_metric_source_bn.update(self.network(batch.images).argmax(1), batch.labels)
+        self.log(f"test/{self.metric_name}_source_bn", self.test_metric_source_bn, batch_size=len(batch))

@@ -24,17 +24,24 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from syn2real.bench.benchmarks import get_benchmark
 from syn2real.bench.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
 from syn2real.bench.schedules_config import SCHEDULES, SchedulesConfig, load_schedules_config
 from syn2real.bench.schedules_report import write_schedule_tables
 from syn2real.cli.configs import configs_dir
 
 
-def _real(split: str, folder: str | None, channels: int, size: int) -> dict[str, Any]:
+def _real(split: str, folder: str | None, channels: int, size: int, background: str) -> dict[str, Any]:
     if folder is None:
         return {
             "class_path": "datamodules.RealDigitsSource",
-            "init_args": {"split": split, "use_labels": True, "channels": channels, "size": size},
+            "init_args": {
+                "split": split,
+                "use_labels": True,
+                "channels": channels,
+                "size": size,
+                "background": background,
+            },
         }
     return {
         "class_path": "datamodules.ImageFolderSource",
@@ -49,16 +56,17 @@ class Plan:
         self.config = config
         self.out: Path = config.out
         c, s = config.network.in_channels, config.size
+        bg = get_benchmark(config.benchmark).background
         self.synthetic = (
             {"class_path": "datamodules.Syn2RealSource", "init_args": {"root": config.synthetic}}
             if config.synthetic
             else {
                 "class_path": "datamodules.DigitsSimulatorSource",
-                "init_args": {"num_samples": config.synthetic_samples, "seed": 0},
+                "init_args": {"num_samples": config.synthetic_samples, "seed": 0, "config": {"channels": c}},
             }
         )
-        self.pool = _real("pool", config.real_train, c, s)
-        self.val, self.test = _real("val", config.real_val, c, s), _real("test", config.real_test, c, s)
+        self.pool = _real("pool", config.real_train, c, s, bg)
+        self.val, self.test = _real("val", config.real_val, c, s, bg), _real("test", config.real_test, c, s, bg)
 
     def _config(
         self,
@@ -215,6 +223,7 @@ def check_inputs(config: SchedulesConfig) -> None:
 
 
 FLAGS = {  # flag -> (config key, type, nargs, help); every default comes from configs/bench/schedules.yaml
+    "--benchmark": ("benchmark", str, None, "digits | digits-photo (the simulator and real digits to use)"),
     "--schedules": ("schedules", str, "+", f"any of {', '.join(SCHEDULES)}"),
     "--budgets": ("budgets", int, "+", "real labeled images per run (0 = synthetic only)"),
     "--seeds": ("seeds", int, "+", "training seeds"),
@@ -263,6 +272,8 @@ def parse(argv: list[str]) -> tuple[SchedulesConfig, int]:
     )
     jobs = args.pop("jobs")
     network = {k.removeprefix("network_"): args.pop(k) for k in list(args) if k.startswith("network_")}
+    if args.get("benchmark") is not None and network.get("in_channels") is None:
+        network["in_channels"] = get_benchmark(args["benchmark"]).channels  # the benchmark's images, unless --channels
     config = load_schedules_config(files, args)
     if any(v is not None for v in network.values()):
         config = dataclasses.replace(

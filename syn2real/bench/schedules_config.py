@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from syn2real.bench.benchmarks import get_benchmark
 from syn2real.specs import as_spec
 from syn2real.tasks.networks import TaskNetworkSpec
 
@@ -23,6 +24,7 @@ SCHEDULES = ("synthetic_only", "real_only", "hybrid", "pretrain_finetune")
 class SchedulesConfig:
     """One schedules benchmark (see ``configs/bench/schedules.yaml`` for the meaning of every key)."""
 
+    benchmark: str = "digits"
     schedules: tuple[str, ...] = SCHEDULES
     budgets: tuple[int, ...] = (0, 10, 50, 250, 1000)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -48,7 +50,13 @@ class SchedulesConfig:
     out: Path = Path("runs/bench/schedules")
 
     def check(self) -> None:
-        """Everything checkable without data: schedule names, fractions, folders given together."""
+        """Everything checkable without data: benchmark and schedule names, fractions, folders given together."""
+        bench = get_benchmark(self.benchmark)
+        if self.real_train is None and self.synthetic is None and self.network.in_channels != bench.channels:
+            raise ValueError(
+                f"benchmark {self.benchmark!r} has {bench.channels}-channel images but the network takes "
+                f"{self.network.in_channels}: set --channels {bench.channels}"
+            )
         unknown = sorted(set(self.schedules) - set(SCHEDULES))
         if unknown:
             raise ValueError(f"unknown schedule(s) {unknown}; choose from {list(SCHEDULES)}")

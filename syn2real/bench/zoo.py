@@ -1,34 +1,30 @@
-"""``syn2real bench``: benchmarks as commands. ``zoo`` is the leaderboard of every method with an experiment config.
+"""``syn2real bench zoo``: the leaderboard of every method with an experiment config, each row paired with its baseline.
 
-Each cell is a real ``syn2real fit`` run (:mod:`syn2real.bench.runs`); re-running reuses finished cells and retries
-failed ones; failures are reported in the tables, never dropped.
+Each cell is a real ``syn2real fit`` run (:mod:`syn2real.bench.runs`) that also tests its validation-selected
+weights; re-running reuses finished cells and retries failed ones; failures are reported in the tables, never
+dropped. Which baseline a row is compared with comes from ``configs/bench/zoo.yaml``
+(:mod:`syn2real.bench.zoo_pairs`); the tables from :mod:`syn2real.bench.zoo_report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
-from syn2real.bench.runs import (
-    Cell,
-    CellResult,
-    add_jobs_argument,
-    interrupted_message,
-    mean_std,
-    run_cells,
-    write_runs_csv,
-)
+from syn2real.bench.benchmarks import BENCHMARKS
+from syn2real.bench.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
+from syn2real.bench.zoo_pairs import ZooConfig, check_rows, load_zoo_config
+from syn2real.bench.zoo_report import leaderboard, write_tables
 from syn2real.cli.configs import configs_dir, shown
 from syn2real.cli.methods import import_methods
 from syn2real.registry import family_of, list_methods
 
-BASELINES = {"source_only": "baseline", "target_oracle": "baseline (ceiling)"}
+BASELINES = {"source_only": "baseline", "source_only_mixture": "baseline", "target_oracle": "baseline (ceiling)"}
 QUICK_ARGS = ["--trainer.max_epochs=1"]
+RUN_ARGS = ["--test_val_selected=true"]
 
 
 def zoo_cells(
@@ -39,16 +35,28 @@ def zoo_cells(
     quick: bool,
     extra: list[str],
     experiments: Path,
+    zoo: ZooConfig | None = None,
+    zoo_path: Path = Path("zoo.yaml"),
 ) -> list[Cell]:
-    """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed)."""
+    """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed).
+
+    With a ``zoo`` config every experiment must have a pairing (refused otherwise, before any run); ``unpaired``
+    rows are left out unless named in ``methods``, and a named row brings its baseline along.
+    """
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
     if not configs:
-        raise ValueError(f"no {experiments}/*__{benchmark}.yaml: unknown benchmark {benchmark!r}")
+        raise ValueError(f"no {experiments}/*__{benchmark}.yaml: no experiment configs for benchmark {benchmark!r}")
+    names = [cfg.name.split("__")[0] for cfg in configs]
+    wanted = set(methods or [])
+    if zoo is not None:
+        check_rows(zoo, names, config_path=zoo_path)
+        wanted |= {zoo.rows[m].value for m in methods or [] if m in zoo.rows and zoo.rows[m].kind == "baseline"}
     cells = []
-    for cfg in configs:
-        name = cfg.name.split("__")[0]
-        if methods and name not in methods:
+    for cfg, name in zip(configs, names, strict=True):
+        if wanted and name not in wanted:
+            continue
+        if not wanted and zoo is not None and zoo.rows[name].kind == "unpaired":
             continue
         family = BASELINES.get(name) or (family_of(name) if name in list_methods() else "other")
         for seed in seeds:
@@ -57,8 +65,8 @@ def zoo_cells(
                     name=name,
                     seed=seed,
                     folder=out / name / f"seed{seed}",
-                    args=["--config", str(cfg), *(QUICK_ARGS if quick else []), *extra],
-                    tags={"method": name, "family": family, "config": shown(cfg)},
+                    args=["--config", str(cfg), *RUN_ARGS, *(QUICK_ARGS if quick else []), *extra],
+                    tags={"method": name, "family": family, "config": shown(cfg), "benchmark": benchmark},
                 )
             )
     if methods:
@@ -68,121 +76,51 @@ def zoo_cells(
     return cells
 
 
-def leaderboard(results: list[CellResult], metric: str) -> list[dict[str, Any]]:
-    """Mean ± std of ``metric``, wall time and (refiners) ``val/fd_effnet`` per experiment, best first.
-
-    Failed runs are counted, not averaged; a refiner has no task accuracy of its own (its refined data is judged by
-    ``syn2real refine`` + a task run), so its row shows the feature distance instead.
-    """
-    rows = []
-    for name in dict.fromkeys(r.name for r in results):
-        runs = [r for r in results if r.name == name]
-        ok = [r for r in runs if r.status == "ok"]
-        acc, acc_std = mean_std([100 * r.metrics[metric] for r in ok if metric in r.metrics])
-        wall, _ = mean_std([r.wall_time_s for r in ok])
-        fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
-        rows.append(
-            {
-                "method": name,
-                "family": runs[0].tags.get("family", ""),
-                "runs": len(ok),
-                "failed": len(runs) - len(ok),
-                "mean": acc,
-                "std": acc_std,
-                "wall_time_s": wall,
-                "fd_effnet": mean_std(fd)[0] if fd else None,
-                "fd_effnet_std": mean_std(fd)[1] if fd else None,
-                "config": runs[0].tags.get("config", ""),
-            }
-        )
-    return sorted(rows, key=lambda r: -r["mean"] if not math.isnan(r["mean"]) else math.inf)
-
-
-def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> None:
-    """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = write_runs_csv(out / "results.csv", results)
-    (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
-    lines = [
-        f"| method | family | real test {metric.split('/')[-1]} (%) | fd_effnet to real | runs | failed | "
-        "wall time / run (s) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in board:
-        score = "n/a" if math.isnan(r["mean"]) else f"{r['mean']:.1f} ± {r['std']:.1f}"
-        fd = "–" if r["fd_effnet"] is None else f"{r['fd_effnet']:.1f} ± {r['fd_effnet_std']:.1f}"
-        wall = "n/a" if math.isnan(r["wall_time_s"]) else f"{r['wall_time_s']:.0f}"
-        lines.append(f"| {r['method']} | {r['family']} | {score} | {fd} | {r['runs']} | {r['failed']} | {wall} |")
-    (out / "leaderboard.md").write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
-    _plot(out / "leaderboard.png", board, metric, title)
-
-
-def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [r for r in board if not math.isnan(r["mean"])]
-    refiners = [r for r in board if r["fd_effnet"] is not None]
-    rows = max(len(done), len(refiners), 1)
-    fig, axes = plt.subplots(
-        1,
-        2 if refiners else 1,
-        figsize=(9 if refiners else 6, 0.45 * rows + 1.4),
-        dpi=100,
-        squeeze=False,
-        width_ratios=[2, 1] if refiners else [1],
-    )
-    ax = axes[0, 0]
-    ax.barh(
-        [r["method"] for r in done][::-1],
-        [r["mean"] for r in done][::-1],
-        xerr=[r["std"] for r in done][::-1],
-        color="#4c78a8",
-        capsize=3,
-    )
-    ax.set_xlabel(f"real test {metric.split('/')[-1]} (%), mean ± std over seeds")
-    ax.set_xlim(0, 100)
-    if refiners:  # refiners have no task accuracy: their distance to real images, lower is closer
-        right = axes[0, 1]
-        right.barh(
-            [r["method"] for r in refiners][::-1],
-            [r["fd_effnet"] for r in refiners][::-1],
-            xerr=[r["fd_effnet_std"] for r in refiners][::-1],
-            color="#f58518",
-            capsize=3,
-        )
-        right.set_xlabel("fd_effnet to real (lower = closer)")
-        right.set_title("refiners", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def benchmarks_in(experiments: Path) -> list[str]:
+    """The benchmarks that have experiment configs ``<row>__<benchmark>.yaml`` in ``experiments``."""
+    return sorted({cfg.stem.split("__", 1)[1] for cfg in experiments.glob("*__*.yaml")})
 
 
 def zoo_command(argv: list[str]) -> int:
     """``syn2real bench zoo``."""
     parser = argparse.ArgumentParser(
         prog="syn2real bench zoo",
-        description="Train every method that has "
-        "configs/experiments/<method>__<benchmark>.yaml for several seeds and write a "
-        "leaderboard (CSV, JSON, Markdown, PNG). Finished runs are reused.",
+        description="Train every method that has configs/experiments/<method>__<benchmark>.yaml for several seeds "
+        "and write a leaderboard (CSV, JSON, Markdown, PNG) with each row beside its paired baseline "
+        "(configs/bench/zoo.yaml). Finished runs are reused.",
     )
-    parser.add_argument("--benchmark", default="digits")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", help="only these experiments (default: all)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"))
-    parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch each: the shape in minutes")
+    parser.add_argument(
+        "--benchmark", nargs="+", default=list(BENCHMARKS), help=f"any of {', '.join(BENCHMARKS)} (default: all)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the zoo config's, 5)")
+    parser.add_argument("--methods", nargs="+", help="only these experiments, with their baselines (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"), help="one folder per benchmark inside")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch each: the shape in minutes")
     parser.add_argument("--metric", default="test/target_acc")
     parser.add_argument("--configs", type=Path, help="configs folder holding experiments/ (default: the shipped one)")
+    parser.add_argument("--zoo-config", type=Path, help="pairings and seeds (default: <configs>/bench/zoo.yaml)")
     add_jobs_argument(parser)
     args, extra = parser.parse_known_args(argv)
     console = Console(stderr=True)
-    seeds = args.seeds[:1] if args.quick else args.seeds
     try:
-        experiments = configs_dir(args.configs) / "experiments"
-        cells = zoo_cells(args.benchmark, seeds, args.out, args.methods, args.quick, extra, experiments)
+        folder = configs_dir(args.configs)
+        known = benchmarks_in(folder / "experiments")
+        unknown = [name for name in args.benchmark if name not in known]
+        if unknown:
+            raise ValueError(f"unknown benchmark(s) {unknown}; use any of: {', '.join(known) or 'none found'}")
+        zoo_path = args.zoo_config or folder / "bench" / "zoo.yaml"
+        zoo = load_zoo_config(zoo_path)
+        seeds = args.seeds or list(zoo.seeds)
+        seeds = seeds[:2] if args.quick else seeds
+        if len(seeds) < 2:
+            raise ValueError(f"a paired difference needs at least 2 seeds, got {seeds}: give --seeds 0 1 or more")
+        cells = [
+            cell
+            for name in args.benchmark
+            for cell in zoo_cells(
+                name, seeds, args.out / name, args.methods, args.quick, extra, folder / "experiments", zoo, zoo_path
+            )
+        ]
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
@@ -191,7 +129,7 @@ def zoo_command(argv: list[str]) -> int:
     def report(cell: Cell, result: CellResult) -> None:
         acc = result.metrics.get(args.metric, math.nan)
         console.print(
-            f"[{next(done)}/{len(cells)}] {cell.name} seed {cell.seed}: {result.status}"
+            f"[{next(done)}/{len(cells)}] {cell.tags['benchmark']} {cell.name} seed {cell.seed}: {result.status}"
             f"{' (reused)' if result.reused else ''}, {args.metric} {acc:.4f}, {result.wall_time_s:.0f} s"
         )
 
@@ -200,10 +138,12 @@ def zoo_command(argv: list[str]) -> int:
     except KeyboardInterrupt:
         console.print(interrupted_message(args.out))
         return 130
-    board = leaderboard(results, args.metric)
-    write_tables(args.out, results, board, args.metric, f"syn2real zoo on {args.benchmark}")
-    console.print((args.out / "leaderboard.md").read_text())
+    for name in args.benchmark:
+        mine = [r for r in results if r.tags["benchmark"] == name]
+        board = leaderboard(mine, args.metric, zoo.rows)
+        write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}")
+        console.print((args.out / name / "leaderboard.md").read_text())
     failed = sum(r.status != "ok" for r in results)
     if failed:
-        console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/results.csv and each run's output.log")
+        console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/<benchmark>/results.csv and each output.log")
     return 1 if failed else 0

@@ -14,6 +14,7 @@ import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
 from syn2real import __version__
 from syn2real.cli.config_files import MODE
 from syn2real.cli.methods import import_methods
+from syn2real.val_selection import BestValidationWeights
 
 import_methods()  # registers every method; lets --model=DANN resolve
 
@@ -28,9 +29,20 @@ class Syn2RealCLI(LightningCLI):
             default=True,
             help="after fit, evaluate the final weights on data.test and write results.json",
         )
+        parser.add_argument(
+            "--test_val_selected",
+            type=bool,
+            default=False,
+            help="also test the weights of the best real-validation epoch (metrics test_valsel/*: they use the "
+            "validation labels)",
+        )
 
     def before_fit(self) -> None:
         self._started = time.perf_counter()
+        self._best = None
+        if self.config[self.subcommand].get("test_val_selected"):
+            self._best = BestValidationWeights()
+            self.trainer.callbacks.append(self._best)
 
     def after_fit(self) -> None:
         wall = time.perf_counter() - self._started
@@ -43,6 +55,11 @@ class Syn2RealCLI(LightningCLI):
         if self.config[self.subcommand].get("test_after_fit") and getattr(self.datamodule, "test", None) is not None:
             for result in self.trainer.test(self.model, datamodule=self.datamodule, verbose=True):
                 metrics |= result
+            if self._best is not None and self._best.state is not None:
+                kept = self._best.restore(self.model)
+                for result in self.trainer.test(self.model, datamodule=self.datamodule, verbose=False):
+                    metrics |= {k.replace("test/", "test_valsel/", 1): v for k, v in result.items()}
+                metrics |= {"valsel_epoch": kept["epoch"], "valsel_score": kept["score"]}
         self._write_results(metrics | {"fit_wall_time_s": wall})
 
     def after_test(self) -> None:

@@ -102,3 +102,33 @@ def test_segmentation_variant_classifies_every_position() -> None:
     out = model.losses(batch, lam=1.0)
     out["loss"].backward()
     assert torch.isfinite(out["loss"])
+
+
+def test_without_the_adversary_the_domain_branch_sends_no_gradient_into_the_features() -> None:
+    torch.manual_seed(0)
+    model = DANN(network=TaskNetworkSpec(arch="lenet", width=4), lambda_domain=0.0, discriminator_hidden=8)
+    batch = DomainBatch(
+        source=Batch(images=torch.rand(4, 1, 32, 32), labels=torch.tensor([0, 1, 2, 3])),
+        target=Batch(images=torch.rand(4, 1, 32, 32)),
+    )
+    torch.manual_seed(1)  # the same dropout masks in both passes
+    out = model.losses(batch, lam=1.0)
+    assert out["loss_domain"].item() > 0  # the branch is computed and logged...
+    out["loss"].backward()
+    total = {n: p.grad.clone() for n, p in model.network.features.named_parameters()}
+    assert all(p.grad is None or not p.grad.any() for p in model.discriminator.parameters())
+    model.zero_grad()
+    torch.manual_seed(1)  # ...but the features' gradient is the classification loss's alone
+    model.losses(batch, lam=1.0)["loss_cls"].backward()
+    for name, p in model.network.features.named_parameters():
+        torch.testing.assert_close(total[name], p.grad, msg=name)
+
+
+def test_paper_digits_domain_classifier_is_one_hidden_layer_of_100() -> None:
+    model = DANN(
+        network=TaskNetworkSpec(arch="lenet"), discriminator_hidden=100, discriminator_layers=1, discriminator_dropout=0
+    )
+    linears = [m for m in model.discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(768, 100), (100, 1)]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.discriminator.modules())
+    assert model.network(torch.rand(2, 1, 28, 28)).shape == model.network(torch.rand(2, 1, 32, 32)).shape == (2, 10)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from datamodules.real_digits import SPLIT_SIZES, RealDigits, split_indices
@@ -36,3 +37,21 @@ def test_images_follow_the_data_contract() -> None:
 def test_pool_can_drop_labels() -> None:
     assert RealDigits("pool", use_labels=False)[0].label is None
     assert isinstance(RealDigits("pool", use_labels=True)[0].label, torch.Tensor)
+
+
+def test_photo_digits_are_rgb_difference_blends_fixed_per_digit() -> None:
+    from datamodules.photo_blend import blend_on_photos, photo_patches
+
+    photo = RealDigits("val", channels=3, background="photo")
+    plain = RealDigits("val", channels=1)
+    assert photo.images.shape == (297, 3, 32, 32) and photo.images.min() >= 0 and photo.images.max() <= 1
+    idx = split_indices()["val"][:4].tolist()
+    patches = photo_patches(idx, 32)
+    torch.testing.assert_close(photo.images[:4], (patches - plain.images[:4]).abs())  # MNIST-M's |patch − digit|
+    torch.testing.assert_close(photo_patches(idx[2:3], 32), patches[2:3])  # a digit's patch depends on it alone
+    assert not torch.equal(patches[0], patches[1])
+    assert photo.images.std(dim=(2, 3)).mean() > 0.1  # textured, unlike the black scans' backgrounds
+    with pytest.raises(ValueError, match="set channels: 3"):
+        RealDigits("val", background="photo")
+    with pytest.raises(ValueError, match="expected grey digits"):
+        blend_on_photos(torch.zeros(2, 3, 8, 8), keys=[0, 1])

@@ -78,6 +78,23 @@ def test_adabn_module_evaluates_with_target_statistics(tmp_path: Path) -> None:
     torch.testing.assert_close(by_hand.features[0][1].running_var, model.adapted.features[0][1].running_var)
 
 
+def test_test_scores_the_same_checkpoint_with_and_without_reestimation(tmp_path: Path) -> None:
+    model = AdaBN(network=TaskNetworkSpec(width=4, num_classes=3), stats_batch_size=4)
+    dm = RandomDomainPairDataModule(num_classes=3, batch_size=4)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(model, dm)
+    [result] = trainer.test(model, dm, verbose=False)
+    dm.setup("test")
+    batches = list(dm.test_dataloader())
+    labels = torch.cat([b.labels for b in batches])
+    model.eval()
+    with torch.no_grad():
+        source = torch.cat([model.network(b.images).argmax(1) for b in batches])
+        adapted = torch.cat([model.adapted(b.images).argmax(1) for b in batches])
+    assert result["test/target_acc_source_bn"] == pytest.approx((source == labels).float().mean().item())
+    assert result["test/target_acc"] == pytest.approx((adapted == labels).float().mean().item())
+
+
 def test_callback_restores_source_statistics_after_validation(tmp_path: Path) -> None:
     class SourceTask(TaskModule):  # a plain task model trained on the source half of domain pairs
         def training_step(self, batch, batch_idx):

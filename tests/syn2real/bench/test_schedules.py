@@ -220,4 +220,18 @@ def test_settings_file_and_flags_are_checked_before_any_run(tmp_path: Path, caps
     assert schedules_command(["--config", str(bad), "--out", str(tmp_path / "a")]) == 2
     assert "'budgets' has an invalid value ['ten']" in capsys.readouterr().err.replace("\n", "")
     assert schedules_command(["--freeze", "everything", "--out", str(tmp_path / "a")]) == 2
+    assert schedules_command(["--benchmark", "mnist", "--out", str(tmp_path / "a")]) == 2
+    assert "unknown benchmark 'mnist'; use one of: digits, digits-photo" in capsys.readouterr().err.replace("\n", "")
+    assert schedules_command(["--benchmark", "digits-photo", "--channels", "1", "--out", str(tmp_path / "a")]) == 2
+    assert "has 3-channel images but the network takes 1" in capsys.readouterr().err.replace("\n", "")
     assert not (tmp_path / "a").exists()
+
+
+def test_digits_photo_schedules_use_colour_renders_and_photo_digits() -> None:
+    from syn2real.bench.schedules import Plan, parse
+
+    config, _ = parse(["--benchmark", "digits-photo"])
+    assert config.network.in_channels == 3  # follows the benchmark unless --channels says otherwise
+    plan = Plan(config)
+    assert plan.synthetic["init_args"]["config"] == {"channels": 3}
+    assert plan.test["init_args"] | {"background": "photo", "channels": 3} == plan.test["init_args"]

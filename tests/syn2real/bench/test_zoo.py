@@ -34,35 +34,60 @@ def _tiny(name: str, folder: Path, **model_args: object) -> None:
     (folder / "experiments" / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg))
 
 
+def _pairs(folder: Path, rows: dict[str, dict[str, str]]) -> None:
+    (folder / "bench").mkdir(parents=True, exist_ok=True)
+    (folder / "bench" / "zoo.yaml").write_text(yaml.safe_dump({"seeds": [0, 1], "rows": rows}, sort_keys=False))
+
+
 @pytest.mark.timeout(300)
-def test_zoo_writes_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
+def test_zoo_writes_paired_tables_reports_failures_and_resumes(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
-    configs.mkdir()
     _tiny("source_only", configs)
     _tiny("broken", configs, network={"arch": "no_such_network", "num_classes": 3})
+    _pairs(configs, {"source_only": {"reference": "baseline"}, "broken": {"baseline": "source_only"}})
     out = tmp_path / "zoo"
-    argv = ["--benchmark", "tiny", "--seeds", "3", "--configs", str(configs), "--out", str(out), "--jobs", "2"]
+    argv = ["--benchmark", "tiny", "--seeds", "3", "4", "--configs", str(configs), "--out", str(out), "--jobs", "2"]
     assert zoo_command(argv) == 1  # one experiment fails: exit status says so
 
-    rows = list(csv.DictReader((out / "results.csv").open()))
+    rows = list(csv.DictReader((out / "tiny" / "results.csv").open()))
     status = {(r["name"], r["seed"], r["status"]) for r in rows}
-    assert status == {("source_only", "3", "ok"), ("broken", "3", "failed")}
-    assert all(0 <= float(r["test/target_acc"]) <= 1 for r in rows if r["status"] == "ok")
+    assert status == {(n, s, st) for n, st in [("source_only", "ok"), ("broken", "failed")] for s in ("3", "4")}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(0 <= float(r["test/target_acc"]) <= 1 and 0 <= float(r["test_valsel/target_acc"]) <= 1 for r in ok)
     assert "unknown network 'no_such_network'" in next(r["error"] for r in rows if r["status"] == "failed")
-    board = json.loads((out / "results.json").read_text())["leaderboard"]
-    assert [(b["method"], b["runs"], b["failed"]) for b in board] == [("source_only", 1, 0), ("broken", 0, 1)]
-    markdown = (out / "leaderboard.md").read_text()
-    assert "| source_only | baseline |" in markdown and "| broken | other | n/a | – | 0 | 1 |" in markdown
-    with Image.open(out / "leaderboard.png") as png:
+    board = json.loads((out / "tiny" / "results.json").read_text())["leaderboard"]
+    assert [(b["method"], b["runs"], b["failed"]) for b in board] == [("source_only", 2, 0), ("broken", 0, 2)]
+    markdown = (out / "tiny" / "leaderboard.md").read_text()
+    assert "| broken | source_only | n/a |" in markdown and "| 0 (2) |" in markdown
+    with Image.open(out / "tiny" / "leaderboard.png") as png:
         assert png.size[0] > 100
 
     assert zoo_command(argv) == 1  # resume: finished cells are reused, failed ones retried
-    rows = list(csv.DictReader((out / "results.csv").open()))
-    assert {r["name"]: r["reused"] for r in rows if r["status"] == "ok"} == {"source_only": "True"}
+    rows = list(csv.DictReader((out / "tiny" / "results.csv").open()))
+    assert {r["reused"] for r in rows if r["status"] == "ok"} == {"True"}
 
 
-def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
+def test_a_row_without_a_pairing_or_a_single_seed_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configs = tmp_path / "configs"
+    _tiny("source_only", configs)
+    _tiny("newmethod", configs)
+    _pairs(configs, {"source_only": {"reference": "baseline"}})
+    out = tmp_path / "zoo"
+    base = ["--benchmark", "tiny", "--configs", str(configs), "--out", str(out)]
+    assert zoo_command([*base, "--seeds", "0", "1"]) == 2
+    assert "no paired baseline for ['newmethod']" in " ".join(capsys.readouterr().err.split())
+    _pairs(configs, {"source_only": {"reference": "baseline"}, "newmethod": {"baseline": "source_only"}})
+    assert zoo_command([*base, "--seeds", "0"]) == 2
+    assert "needs at least 2 seeds" in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
+
+
+def test_unknown_benchmark_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert zoo_command(["--benchmark", "nope", "--out", str(tmp_path)]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "unknown benchmark(s) ['nope']; use any of: digits, digits-photo, gta5_to_cityscapes, visda2017" in message
     assert not any(tmp_path.iterdir())
 
 
@@ -70,10 +95,10 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configs = tmp_path / "configs"
-    configs.mkdir()
     _tiny("source_only", configs)
+    _pairs(configs, {"source_only": {"reference": "baseline"}})
     out = tmp_path / "zoo"
-    finished = out / "source_only" / "seed0" / "results.json"
+    finished = out / "tiny" / "source_only" / "seed0" / "results.json"
     finished.parent.mkdir(parents=True)
     finished.write_text('{"metrics": {"test/target_acc": 0.5}}')
 
@@ -89,26 +114,38 @@ def test_interrupted_zoo_keeps_finished_runs_and_says_how_to_resume(
     assert finished.read_text() == '{"metrics": {"test/target_acc": 0.5}}'
 
 
-def test_leaderboard_ranks_by_accuracy_and_gives_refiners_their_distance(tmp_path: Path) -> None:
+def test_leaderboard_pairs_rows_seed_by_seed(tmp_path: Path) -> None:
     from syn2real.bench.runs import CellResult
-    from syn2real.bench.zoo import leaderboard, write_tables
+    from syn2real.bench.zoo_pairs import Pairing
+    from syn2real.bench.zoo_report import leaderboard, write_tables
 
-    results = [
-        CellResult("source_only", s, "ok", {"test/target_acc": a}, 10.0, False, tags={"family": "baseline"})
-        for s, a in [(0, 0.6), (1, 0.8)]
-    ]
+    def run(name: str, seed: int, **metrics: float) -> CellResult:
+        return CellResult(name, seed, "ok", {k.replace("__", "/"): v for k, v in metrics.items()}, 10.0, False)
+
+    results = [run("source_only", 0, test__target_acc=0.6), run("source_only", 1, test__target_acc=0.8)]
+    results += [run("dann", 0, test__target_acc=0.7), run("dann", 1, test__target_acc=0.85)]
+    results += [run("dann", 2, test__target_acc=0.99)]  # no baseline run for seed 2: not in the difference
     results += [
-        CellResult("gan", s, "ok", {"val/fd_effnet": fd}, 30.0, False, tags={"family": "refinement"})
-        for s, fd in [(0, 100.0), (1, 120.0)]
+        run("adabn", s, test__target_acc=a, test__target_acc_source_bn=b) for s, a, b in [(0, 0.7, 0.6), (1, 0.6, 0.7)]
     ]
-    results += [CellResult("oracle", 0, "ok", {"test/target_acc": 0.99}, 5.0, False, tags={"family": "baseline"})]
-    board = leaderboard(results, "test/target_acc")
-    assert [r["method"] for r in board] == ["oracle", "source_only", "gan"]
-    assert board[1]["mean"] == pytest.approx(70.0) and board[1]["std"] == pytest.approx(14.1421, abs=1e-3)
-    assert board[2]["fd_effnet"] == pytest.approx(110.0) and board[2]["fd_effnet_std"] == pytest.approx(
-        14.1421, abs=1e-3
-    )
-    write_tables(tmp_path, results, board, "test/target_acc", "tiny")
-    assert "| gan | refinement | n/a | 110.0 ± 14.1 | 2 | 0 | 30 |" in (tmp_path / "leaderboard.md").read_text()
-    with Image.open(tmp_path / "leaderboard.png") as png:  # second panel for the refiners: wider figure
-        assert png.size[0] == 900  # 6 inches without refiners, 9 with, at 100 dpi
+    pairs = {
+        "source_only": Pairing("reference", "baseline"),
+        "adabn": Pairing("same_run", "test/target_acc_source_bn"),
+        "dann": Pairing("baseline", "source_only"),
+    }
+    board = {r["method"]: r for r in leaderboard(results, "test/target_acc", pairs)}
+    assert list(board) == ["source_only", "adabn", "dann"]  # the zoo config's order
+    dann = board["dann"]["final_diff"]
+    assert dann["diffs"] == pytest.approx([10.0, 5.0]) and dann["n"] == 2
+    assert dann["mean"] == pytest.approx(7.5) and dann["std"] == pytest.approx(3.5355, abs=1e-3)
+    assert dann["base_mean"] == pytest.approx(70.0)
+    adabn = board["adabn"]["final_diff"]  # the same run's metric before re-estimation
+    assert adabn["diffs"] == pytest.approx([10.0, -10.0]) and adabn["mean"] == pytest.approx(0.0)
+    assert board["source_only"]["final_diff"] is None
+    write_tables(tmp_path, results, list(board.values()), "test/target_acc", "tiny")
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "| dann | source_only | 84.7 ± 14.5 | 70.0 ± 14.1 | **+7.5 ± 3.5** (n=2) |" in markdown
+    assert "| adabn | same run, target_acc_source_bn | 65.0 ± 7.1 | 65.0 ± 7.1 | **+0.0 ± 14.1** (n=2) |" in markdown
+    assert "these numbers use the validation labels" in markdown
+    with Image.open(tmp_path / "leaderboard.png") as png:
+        assert png.size == (1000, int(100 * (0.45 * 3 + 1.6)))

@@ -62,6 +62,30 @@ def test_fit_tests_the_final_model_and_writes_results(tmp_path: Path) -> None:
     assert 0 <= results["metrics"]["test/target_acc"] <= 1 and results["metrics"]["fit_wall_time_s"] > 0
 
 
+def test_val_selected_weights_are_tested_beside_the_final_ones(tmp_path: Path) -> None:
+    import csv
+
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "smoke" / "task.yaml"),
+            "--trainer.fast_dev_run=false",
+            "--trainer.max_epochs=3",
+            "--trainer.limit_train_batches=2",
+            "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
+            f"--trainer.logger.save_dir={tmp_path}",
+            "--test_val_selected=true",
+        ]
+    )
+    metrics = json.loads(next(tmp_path.rglob("results.json")).read_text())["metrics"]
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    val = [float(r["val/target_acc"]) for r in rows if r.get("val/target_acc")]
+    assert len(val) == 3
+    assert metrics["valsel_epoch"] == val.index(max(val)) and metrics["valsel_score"] == pytest.approx(max(val))
+    assert 0 <= metrics["test_valsel/target_acc"] <= 1 and 0 <= metrics["test/target_acc"] <= 1
+
+
 def test_simulate_writes_a_stage_dataset_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "sim" / "stage_002"
     with pytest.raises(SystemExit) as exit_:

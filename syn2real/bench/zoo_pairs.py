@@ -1,0 +1,107 @@
+"""Paired comparison for ``syn2real bench zoo``: which baseline each row must beat, and the per-seed differences.
+
+The pairing lives in ``configs/bench/zoo.yaml`` (``rows:``). A row is compared with its baseline on the same data,
+seeds and steps: the difference is taken seed by seed, then summarised as mean ± std over seeds, so the spread
+between seeds that both runs share cancels out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syn2real.bench.runs import CellResult, mean_std
+
+KINDS = ("baseline", "same_run", "reference", "unpaired")
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """How one row is compared: ``kind`` is one of :data:`KINDS`, ``value`` its row / metric / words."""
+
+    kind: str
+    value: str
+
+    @property
+    def paired(self) -> bool:
+        return self.kind in ("baseline", "same_run")
+
+    def label(self) -> str:
+        if self.kind == "same_run":
+            return f"same run, {self.value.split('/')[-1]}"
+        return self.value
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """``seeds`` and the :class:`Pairing` of every row, read from ``configs/bench/zoo.yaml``."""
+
+    seeds: tuple[int, ...]
+    rows: dict[str, Pairing]
+
+
+def load_zoo_config(path: Path) -> ZooConfig:
+    """Read and check a zoo config: every row has exactly one pairing key, every baseline row exists."""
+    if not path.is_file():
+        raise FileNotFoundError(f"zoo config {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - {"seeds", "rows"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; use seeds and rows")
+    rows: dict[str, Pairing] = {}
+    for name, spec in (data.get("rows") or {}).items():
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise ValueError(f"{path}: row {name!r} needs exactly one of {', '.join(KINDS)}, got {spec!r}")
+        kind, value = next(iter(spec.items()))
+        rows[name] = Pairing(kind, str(value))
+    for name, pairing in rows.items():
+        if pairing.kind == "baseline" and pairing.value not in rows:
+            raise ValueError(f"{path}: row {name!r} is paired with {pairing.value!r}, which is not a row")
+    return ZooConfig(seeds=tuple(int(s) for s in data.get("seeds", [0, 1, 2, 3, 4])), rows=rows)
+
+
+def check_rows(config: ZooConfig, names: list[str], *, config_path: Path) -> None:
+    """Refuse experiment configs without a pairing, before any run."""
+    missing = sorted(set(names) - set(config.rows))
+    if missing:
+        raise ValueError(
+            f"no paired baseline for {missing} in {config_path}: add e.g. `{missing[0]}: {{baseline: source_only}}` "
+            "under rows (or `unpaired: <why>` to leave it out of the leaderboard)"
+        )
+
+
+def baseline_value(
+    results: dict[tuple[str, int], CellResult], row: str, seed: int, pairing: Pairing, metric: str
+) -> float | None:
+    """The baseline's ``metric`` for ``row``'s run of ``seed`` (``None`` if that run is missing or failed)."""
+    if pairing.kind == "same_run":
+        run = results.get((row, seed))
+        wanted = f"{metric.rsplit('/', 1)[0]}/{pairing.value.rsplit('/', 1)[-1]}"  # test_valsel/... likewise
+        return run.metrics.get(wanted) if run is not None and run.status == "ok" else None
+    if pairing.kind == "baseline":
+        run = results.get((pairing.value, seed))
+        return run.metrics.get(metric) if run is not None and run.status == "ok" else None
+    return None
+
+
+def paired_difference(results: list[CellResult], row: str, pairing: Pairing, metric: str) -> dict[str, Any]:
+    """Per-seed ``row − baseline`` in points (×100) for ``metric``.
+
+    Returns the differences, their mean and std, the baseline's own mean and std over the compared seeds, and how
+    many seeds were compared.
+    """
+    by_key = {(r.name, r.seed): r for r in results}
+    diffs, bases = [], []
+    for r in results:
+        if r.name != row or r.status != "ok" or metric not in r.metrics:
+            continue
+        base = baseline_value(by_key, row, r.seed, pairing, metric)
+        if base is not None:
+            diffs.append(100 * (r.metrics[metric] - base))
+            bases.append(100 * base)
+    mean, std = mean_std(diffs)
+    base_mean, base_std = mean_std(bases)
+    return {"diffs": diffs, "mean": mean, "std": std, "n": len(diffs), "base_mean": base_mean, "base_std": base_std}

@@ -1,0 +1,140 @@
+"""The zoo's tables and plot: every row beside the baseline it is paired with, and the per-seed difference."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from syn2real.bench.runs import CellResult, mean_std, write_runs_csv
+from syn2real.bench.zoo_pairs import Pairing, paired_difference
+
+VALSEL = "test_valsel/"
+
+
+def valsel_metric(metric: str) -> str:
+    """The validation-selected twin of a test metric: ``test/target_acc`` → ``test_valsel/target_acc``."""
+    return VALSEL + metric.split("/", 1)[-1]
+
+
+def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pairing]) -> list[dict[str, Any]]:
+    """One row per experiment, in the zoo config's order.
+
+    Each row has the final-weights and val-selected ``metric`` (mean ± std, in %), the paired baseline over the same
+    seeds and the paired difference (points), wall time and, for refiners, ``val/fd_effnet``. Failed runs are
+    counted, not averaged.
+    """
+    rows = []
+    for name in dict.fromkeys(r.name for r in results):
+        runs = [r for r in results if r.name == name]
+        ok = [r for r in runs if r.status == "ok"]
+        pairing = pairings.get(name, Pairing("unpaired", ""))
+        row: dict[str, Any] = {
+            "method": name,
+            "family": runs[0].tags.get("family", ""),
+            "paired_with": pairing.label(),
+            "pairing": pairing.kind,
+            "runs": len(ok),
+            "failed": len(runs) - len(ok),
+            "config": runs[0].tags.get("config", ""),
+        }
+        for key, m in (("final", metric), ("valsel", valsel_metric(metric))):
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([100 * r.metrics[m] for r in ok if m in r.metrics])
+            row[f"{key}_diff"] = paired_difference(results, name, pairing, m) if pairing.paired else None
+        row["valsel_epoch"] = mean_std([r.metrics["valsel_epoch"] for r in ok if "valsel_epoch" in r.metrics])[0]
+        row["wall_time_s"] = mean_std([r.wall_time_s for r in ok])[0]
+        fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
+        row["fd_effnet"], row["fd_effnet_std"] = mean_std(fd) if fd else (None, None)
+        rows.append(row)
+    order = list(pairings)
+    return sorted(rows, key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+
+
+def _pm(mean: float, std: float, signed: bool = False) -> str:
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    return f"{mean:+.1f} ± {std:.1f}" if signed else f"{mean:.1f} ± {std:.1f}"
+
+
+def _diff(d: dict[str, Any] | None) -> str:
+    if d is None:
+        return "–"
+    if d["n"] < 2:
+        return f"{_pm(d['mean'], 0.0, signed=True).split(' ±')[0]} (1 seed, no spread)" if d["n"] else "n/a"
+    return f"**{_pm(d['mean'], d['std'], signed=True)}** (n={d['n']})"
+
+
+def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
+    """The leaderboard as a Markdown table (final weights first; validation-selected columns marked †)."""
+    name = metric.split("/")[-1]
+    lines = [
+        f"# {title}",
+        "",
+        f"| method | paired with | real test {name} (%), final weights | baseline, same seeds (%) | paired "
+        f"difference (points) | val-selected {name} (%) † | val-selected difference † | runs (failed) | "
+        "wall / run (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in board:
+        final = _pm(r["final_mean"], r["final_std"])
+        if r["fd_effnet"] is not None and math.isnan(r["final_mean"]):
+            final = f"fd_effnet {r['fd_effnet']:.1f} ± {r['fd_effnet_std']:.1f}"
+        base = "–" if r["final_diff"] is None else _pm(r["final_diff"]["base_mean"], r["final_diff"]["base_std"])
+        wall = "n/a" if math.isnan(r["wall_time_s"]) else f"{r['wall_time_s']:.0f}"
+        lines.append(
+            f"| {r['method']} | {r['paired_with']} | {final} | {base} | {_diff(r['final_diff'])} | "
+            f"{_pm(r['valsel_mean'], r['valsel_std'])} | {_diff(r['valsel_diff'])} | {r['runs']} ({r['failed']}) | "
+            f"{wall} |"
+        )
+    lines += [
+        "",
+        "Final weights: no real labels used. † Validation-selected: the weights of the epoch with the best real "
+        "validation accuracy, tested on the real test split: these numbers use the validation labels. Paired "
+        "difference: the row minus its baseline, seed by seed (same data, seeds and steps), mean ± std over seeds.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> None:
+    """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = write_runs_csv(out / "results.csv", results)
+    (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
+    (out / "leaderboard.md").write_text(markdown(board, metric, title))
+    _plot(out / "leaderboard.png", board, metric, title)
+
+
+def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in board if not math.isnan(r["final_mean"])]
+    paired = [r for r in done if r["final_diff"] is not None and r["final_diff"]["n"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * max(len(done), 1) + 1.6), dpi=100, squeeze=False)
+    left, right = axes[0]
+    rev = lambda rows, f: [f(r) for r in rows][::-1]  # noqa: E731  (barh draws bottom-up)
+    left.barh(
+        rev(done, lambda r: r["method"]),
+        rev(done, lambda r: r["final_mean"]),
+        xerr=rev(done, lambda r: r["final_std"]),
+        color="#4c78a8",
+        capsize=3,
+    )
+    left.set_xlabel(f"real test {metric.split('/')[-1]} (%), final weights, mean ± std over seeds")
+    left.set_xlim(0, 100)
+    right.barh(
+        rev(paired, lambda r: f"{r['method']} vs {r['paired_with']}"),
+        rev(paired, lambda r: r["final_diff"]["mean"]),
+        xerr=rev(paired, lambda r: r["final_diff"]["std"]),
+        color=rev(paired, lambda r: "#54a24b" if r["final_diff"]["mean"] > 0 else "#e45756"),
+        capsize=3,
+    )
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set_xlabel("paired difference to the baseline (points), mean ± std over seeds")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
