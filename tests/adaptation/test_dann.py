@@ -132,3 +132,57 @@ def test_paper_digits_domain_classifier_is_one_hidden_layer_of_100() -> None:
     assert [(m.in_features, m.out_features) for m in linears] == [(768, 100), (100, 1)]
     assert not any(isinstance(m, torch.nn.Dropout) for m in model.discriminator.modules())
     assert model.network(torch.rand(2, 1, 28, 28)).shape == model.network(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+class SourceLoss(pl.Callback):
+    """Records the source cross-entropy each step and stops the run after ``stop_after`` steps."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.losses: list[float] = []
+        self.lambdas: list[float] = []
+        self.stop_after = stop_after
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(trainer.callback_metrics["train/loss_cls"].item())
+        self.lambdas.append(trainer.callback_metrics["train/lambda"].item())
+        trainer.should_stop = trainer.global_step >= self.stop_after
+
+
+@pytest.mark.timeout(240)
+def test_the_digits_recipe_fits_the_source_before_the_adversary_is_at_full_weight(tmp_path: Path) -> None:
+    """The shipped recipe (configs/model/digits/dann.yaml) with the schedules of its real run length.
+
+    configs/experiments/dann__digits.yaml trains 15 epochs of 10k renders at batch 128; within the first 150 steps of
+    those λ and LR schedules the source cross-entropy falls below 1.0 while λ is still ramping (0.56). The paper's
+    SGD recipe over a 234-step run ended at 1.18 (issue #10); a λ ramp squeezed into a 100-step run keeps it at 2.3
+    (the adversary wins first).
+    """
+    import yaml
+
+    from datamodules.data_modules import DomainPairDataModule
+    from datamodules.sources import DigitsSimulatorSource, RealDigitsSource
+
+    root = Path(__file__).parents[2] / "configs"
+    recipe = yaml.safe_load((root / "model/digits/dann.yaml").read_text())["init_args"]
+    epochs = yaml.safe_load((root / "experiments/dann__digits.yaml").read_text())["trainer.max_epochs"]
+    pl.seed_everything(0)
+    model = DANN(**recipe)
+    data = DomainPairDataModule(
+        source=DigitsSimulatorSource(num_samples=2048, seed=0), target=RealDigitsSource(split="pool"), batch_size=64
+    )
+    recorder = SourceLoss(stop_after=150)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=epochs * -(-10000 // 128),  # the real run's length: its λ and LR schedules
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[recorder],
+    )
+    trainer.fit(model, data)
+    first, last = sum(recorder.losses[:10]) / 10, sum(recorder.losses[-10:]) / 10
+    assert first > 2.0 and last < 1.0, (first, last)
+    assert recorder.lambdas[-1] < 0.6  # λ_p at p = 150 / 1185: 0.56, still ramping
