@@ -20,14 +20,13 @@ class Benchmark:
     name: str
     channels: int
     background: str
-    description: str
 
 
 BENCHMARKS = {
     b.name: b
     for b in (
-        Benchmark("digits", 1, "black", "grey renders → scikit-learn digits (shape gap)"),
-        Benchmark("digits-photo", 3, "photo", "colour renders → digits on photo patches (shape + appearance gap)"),
+        Benchmark("digits", channels=1, background="black"),
+        Benchmark("digits-photo", channels=3, background="photo"),
     )
 }
 

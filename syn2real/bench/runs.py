@@ -77,16 +77,7 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
     """Run (or reuse) one cell in a subprocess (with ``threads`` intra-op threads if given); never raises."""
     done = cell.folder / "results.json"
     if done.is_file():
-        record = json.loads(done.read_text())
-        return CellResult(
-            cell.name,
-            cell.seed,
-            "ok",
-            record["metrics"],
-            record["metrics"].get("fit_wall_time_s", 0.0),
-            reused=True,
-            tags=cell.tags,
-        )
+        return _finished(cell, done, reused=True, wall=0.0)
     cell.folder.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "syn2real", "fit", *cell.args, *logger_args(cell)]
     started = time.perf_counter()
@@ -100,15 +91,14 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
         if log is not None:
             log(f"[red]failed[/red] {cell.name} seed {cell.seed}: {tail.splitlines()[-1] if tail else proc.returncode}")
         return CellResult(cell.name, cell.seed, "failed", {}, wall, reused=False, error=tail, tags=cell.tags)
-    record = json.loads(done.read_text())
+    return _finished(cell, done, reused=False, wall=wall)
+
+
+def _finished(cell: Cell, done: Path, *, reused: bool, wall: float) -> CellResult:
+    """The result of a cell whose ``results.json`` exists (its fit time, else ``wall``)."""
+    metrics = json.loads(done.read_text())["metrics"]
     return CellResult(
-        cell.name,
-        cell.seed,
-        "ok",
-        record["metrics"],
-        record["metrics"].get("fit_wall_time_s", wall),
-        reused=False,
-        tags=cell.tags,
+        cell.name, cell.seed, "ok", metrics, metrics.get("fit_wall_time_s", wall), reused=reused, tags=cell.tags
     )
 
 

@@ -35,28 +35,27 @@ def zoo_cells(
     quick: bool,
     extra: list[str],
     experiments: Path,
-    zoo: ZooConfig | None = None,
-    zoo_path: Path = Path("zoo.yaml"),
+    zoo: ZooConfig,
+    zoo_path: Path,
 ) -> list[Cell]:
     """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed).
 
-    With a ``zoo`` config every experiment must have a pairing (refused otherwise, before any run); ``unpaired``
-    rows are left out unless named in ``methods``, and a named row brings its baseline along.
+    Every experiment must have a pairing in ``zoo`` (read from ``zoo_path``; refused otherwise, before any run);
+    ``unpaired`` rows are left out unless named in ``methods``, and a named row brings its baseline along.
     """
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
     if not configs:
         raise ValueError(f"no {experiments}/*__{benchmark}.yaml: no experiment configs for benchmark {benchmark!r}")
     names = [cfg.name.split("__")[0] for cfg in configs]
+    check_rows(zoo, names, config_path=zoo_path)
     wanted = set(methods or [])
-    if zoo is not None:
-        check_rows(zoo, names, config_path=zoo_path)
-        wanted |= {zoo.rows[m].value for m in methods or [] if m in zoo.rows and zoo.rows[m].kind == "baseline"}
+    wanted |= {zoo.rows[m].value for m in wanted if m in zoo.rows and zoo.rows[m].kind == "baseline"}
     cells = []
     for cfg, name in zip(configs, names, strict=True):
         if wanted and name not in wanted:
             continue
-        if not wanted and zoo is not None and zoo.rows[name].kind == "unpaired":
+        if not wanted and zoo.rows[name].kind == "unpaired":
             continue
         family = BASELINES.get(name) or (family_of(name) if name in list_methods() else "other")
         for seed in seeds:

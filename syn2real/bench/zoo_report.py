@@ -60,8 +60,10 @@ def _pm(mean: float, std: float, signed: bool = False) -> str:
 def _diff(d: dict[str, Any] | None) -> str:
     if d is None:
         return "–"
-    if d["n"] < 2:
-        return f"{_pm(d['mean'], 0.0, signed=True).split(' ±')[0]} (1 seed, no spread)" if d["n"] else "n/a"
+    if d["n"] == 0:
+        return "n/a"
+    if d["n"] == 1:
+        return f"{d['mean']:+.1f} (1 seed, no spread)"
     return f"**{_pm(d['mean'], d['std'], signed=True)}** (n={d['n']})"
 
 
