@@ -58,7 +58,10 @@ class Plan:
         c, s = config.network.in_channels, config.size
         bg = get_benchmark(config.benchmark).background
         self.synthetic = (
-            {"class_path": "datamodules.Syn2RealSource", "init_args": {"root": config.synthetic}}
+            {
+                "class_path": "datamodules.Syn2RealSource",
+                "init_args": {"root": config.synthetic, "stage": config.synthetic_stage},
+            }
             if config.synthetic
             else {
                 "class_path": "datamodules.DigitsSimulatorSource",
@@ -228,7 +231,8 @@ FLAGS = {  # flag -> (config key, type, nargs, help); every default comes from c
     "--budgets": ("budgets", int, "+", "real labeled images per run (0 = synthetic only)"),
     "--seeds": ("seeds", int, "+", "training seeds"),
     "--real-fractions": ("real_fractions", float, "+", "hybrid: real share per batch"),
-    "--synthetic": ("synthetic", str, None, "syn2real dataset (simulated or refined); default: the simulator"),
+    "--synthetic": ("synthetic", str, None, "syn2real dataset or optimize-sim run folder; default: the simulator"),
+    "--synthetic-stage": ("synthetic_stage", str, None, "stage of an optimize-sim run: latest | best | all | <index>"),
     "--synthetic-samples": ("synthetic_samples", int, None, "images rendered by the simulator"),
     "--pretrain-config": ("pretrain_config", str, None, "experiment config to use as the synthetic stage"),
     "--real-train": ("real_train", str, None, "labeled real pool (class folders); default: the real digits pool"),

@@ -30,6 +30,7 @@ class SchedulesConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     real_fractions: tuple[float, ...] = (0.5,)
     synthetic: str | None = None
+    synthetic_stage: str = "latest"
     synthetic_samples: int = 10000
     pretrain_config: str | None = None
     real_train: str | None = None

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from syn2real.bench.benchmarks import BENCHMARKS
+from datamodules.errors import DatasetError
+from syn2real.bench.benchmarks import BENCHMARKS, get_benchmark
 from syn2real.bench.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
+from syn2real.bench.synthetic import check_synthetic, synthetic_cells
 from syn2real.bench.zoo_pairs import ZooConfig, check_rows, load_zoo_config
 from syn2real.bench.zoo_report import leaderboard, write_tables
 from syn2real.cli.configs import configs_dir, shown
@@ -95,6 +97,12 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--methods", nargs="+", help="only these experiments, with their baselines (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"), help="one folder per benchmark inside")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch each: the shape in minutes")
+    parser.add_argument(
+        "--synthetic",
+        type=Path,
+        help="an optimize-sim run folder: also run every row on its --stage, paired with the row on the default ψ",
+    )
+    parser.add_argument("--stage", default="best", help="stage of --synthetic: best | latest | <index>")
     parser.add_argument("--metric", default="test/target_acc")
     parser.add_argument("--configs", type=Path, help="configs folder holding experiments/ (default: the shipped one)")
     parser.add_argument("--zoo-config", type=Path, help="pairings and seeds (default: <configs>/bench/zoo.yaml)")
@@ -113,14 +121,18 @@ def zoo_command(argv: list[str]) -> int:
         seeds = seeds[:2] if args.quick else seeds
         if len(seeds) < 2:
             raise ValueError(f"a paired difference needs at least 2 seeds, got {seeds}: give --seeds 0 1 or more")
-        cells = [
-            cell
-            for name in args.benchmark
-            for cell in zoo_cells(
+        cells, rows = [], dict(zoo.rows)
+        for name in args.benchmark:
+            mine = zoo_cells(
                 name, seeds, args.out / name, args.methods, args.quick, extra, folder / "experiments", zoo, zoo_path
             )
-        ]
-    except (ValueError, FileNotFoundError) as err:
+            if args.synthetic is not None:
+                check_synthetic(args.synthetic, args.stage, get_benchmark(name).channels)
+                extra_cells, pairings = synthetic_cells(mine, args.synthetic, args.stage, args.out / name, rows)
+                mine += extra_cells
+                rows.update(pairings)
+            cells += mine
+    except (ValueError, FileNotFoundError, DatasetError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
     done = iter(range(1, len(cells) + 1))
@@ -139,7 +151,7 @@ def zoo_command(argv: list[str]) -> int:
         return 130
     for name in args.benchmark:
         mine = [r for r in results if r.tags["benchmark"] == name]
-        board = leaderboard(mine, args.metric, zoo.rows)
+        board = leaderboard(mine, args.metric, rows)
         write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}")
         console.print((args.out / name / "leaderboard.md").read_text())
     failed = sum(r.status != "ok" for r in results)

@@ -16,6 +16,7 @@ from syn2real import __version__
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = {  # command -> "module:function" taking argv and returning an exit status
     "simulate": "syn2real.cli.simulate:simulate_command",
+    "optimize-sim": "syn2real.cli.optimize_sim:optimize_sim_command",
     "refine": "syn2real.cli.refine:refine_command",
     "adapt-bn": "syn2real.cli.adapt_bn:adapt_bn_command",
     "list": "syn2real.cli.listing:list_command",
@@ -27,6 +28,7 @@ USAGE = """usage: syn2real <command> [options]
 commands:
   fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
   simulate                          render the built-in digits simulator into a syn2real dataset
+  optimize-sim                      search the simulator's ψ (meta-sim | autosimulate | lts), one stage per step
   refine                            export a refined dataset: syn2real refine --ckpt C --data D --out O
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
