@@ -8,7 +8,9 @@ The run is described by a YAML file (``configs/optimize_sim/*.yaml``)::
     benchmark: digits             # real images: the benchmark's unlabeled pool (meta-sim) and val split (others)
     real: null                    # or a flat folder of unlabeled real images (meta-sim)
     real_val: null                # or a folder of class subfolders (autosimulate, lts)
-    simulator: {}                 # fixed DigitsSimulatorConfig fields (channels: 3 for digits-photo)
+    renderer: null                # or "package.module:Class", your simulator (syn2real.simopt.Renderer protocol)
+    simulator: {}                 # fixed DigitsSimulatorConfig fields (channels: 3 for digits-photo), or your
+                                  # renderer's keyword arguments
     search: {scale: [0.4, 1.3]}   # field or field.low / field.high -> search range
     start: {}                     # starting ψ (default: the simulator defaults, clipped into the ranges)
     stages: 12
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ KEYS = {
     "benchmark",
     "real",
     "real_val",
+    "renderer",
     "simulator",
     "search",
     "start",
@@ -92,6 +96,27 @@ def simulator_base(config: dict[str, Any], path: Path) -> DigitsSimulatorConfig:
         return DigitsSimulatorConfig(**values)
     except ValueError as err:
         raise DatasetError(path, f"simulator: {err}", "fix the value") from None
+
+
+def build_renderer(config: dict[str, Any], path: Path) -> Any:
+    """The built-in digits simulator, or the user's ``renderer: "module:Class"`` built with ``simulator`` kwargs."""
+    from syn2real.simopt.space import DigitsRenderer, Renderer
+
+    spec = config.get("renderer")
+    if spec is None:
+        return DigitsRenderer(simulator_base(config, path))
+    module, _, name = str(spec).partition(":")
+    try:
+        renderer = getattr(importlib.import_module(module), name)(**config["simulator"])
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        raise DatasetError(path, f"renderer {spec!r} could not be built ({err})", 'use "module:Class"') from None
+    if not isinstance(renderer, Renderer):
+        raise DatasetError(
+            path,
+            f"renderer {spec!r} does not follow the Renderer protocol",
+            "give it name, classes, channels, size, defaults(), domain(), render() and record()",
+        )
+    return renderer
 
 
 def real_images(
@@ -204,14 +229,14 @@ def optimize_sim_command(argv: list[str]) -> int:
     console = Console(stderr=True)
     from syn2real.simopt.report import write_report
     from syn2real.simopt.run import StageRun, optimize
-    from syn2real.simopt.space import DigitsRenderer, SearchSpace
+    from syn2real.simopt.space import SearchSpace
 
     try:
         overrides: dict[str, Any] = {"strategy": args.strategy, "stages": args.stages}
         if args.quick:
             overrides = {**copy.deepcopy(QUICK), **{k: v for k, v in overrides.items() if v is not None}}
         config = load_run_config(args.config, overrides)
-        renderer = DigitsRenderer(simulator_base(config, args.config))
+        renderer = build_renderer(config, args.config)
         space = SearchSpace(renderer, config["search"])
         start = space.initial(config["start"])
         settings = {k: config.get(k) for k in sorted(KEYS - {"stages"}) if k in config}  # more stages extend a run

@@ -110,3 +110,26 @@ def test_a_run_with_other_settings_is_refused(tmp_path: Path, capsys: pytest.Cap
     assert _run(["--config", str(_config(tmp_path, strategy="lts", stages=1)), "--out", str(out)]) == 0
     assert _run(["--config", str(_config(tmp_path, strategy="autosimulate", stages=1)), "--out", str(out)]) == 2
     assert "other settings" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_users_own_renderer_is_driven_from_the_command_line(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path,
+        strategy="meta-sim",
+        renderer="tests.syn2real.test_simopt:ToyRenderer",
+        simulator={},
+        search={"level": [0.0, 1.0]},
+        **{"meta-sim": {"samples": 8, "features": "pixels", "feature_size": 2}},
+    )
+    out = tmp_path / "out"
+    assert _run(["--config", str(config), "--out", str(out)]) == 0
+    info = json.loads((out / "stage_001" / "dataset.json").read_text())
+    assert info["stage"]["parameters"]["level"] != 0.2  # ψ moved from the toy default
+    assert json.loads((out / "run.json").read_text())["renderer"] == "tests.toy"
+    assert Syn2RealSource(root=str(out), stage="best").load()[0].image.shape == (1, 4, 4)
+
+
+def test_a_renderer_that_breaks_the_protocol_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, strategy="meta-sim", renderer="pathlib:PurePath", simulator={})
+    assert _run(["--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "does not follow the Renderer protocol" in " ".join(capsys.readouterr().err.split())
