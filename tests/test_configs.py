@@ -19,6 +19,7 @@ MODELS = sorted((CONFIGS / "model").rglob("*.yaml"))
 DATA = sorted((CONFIGS / "data").glob("*.yaml"))
 TRAINERS = sorted((CONFIGS / "trainer").glob("*.yaml"))
 BENCH = sorted((CONFIGS / "bench").glob("*.yaml"))
+OPTIMIZE_SIM = sorted((CONFIGS / "optimize_sim").glob("*.yaml"))
 
 
 def _id(path: Path) -> str:
@@ -79,8 +80,20 @@ def test_bench_configs_load_into_the_typed_config() -> None:
     assert quick.budgets == (0, 10, 100) and quick.seeds == (0,) and quick.finetune_lr == full.finetune_lr
 
 
+@pytest.mark.parametrize("path", OPTIMIZE_SIM, ids=_id)
+def test_every_optimize_sim_config_builds_its_search_space(path: Path) -> None:
+    from syn2real.cli.optimize_sim import STRATEGIES, build_renderer, load_run_config
+    from syn2real.simopt import SearchSpace
+
+    for strategy in STRATEGIES:
+        config = load_run_config(path, {"strategy": strategy})
+        renderer = build_renderer(config, path)
+        space = SearchSpace(renderer, config["search"])
+        assert space.dim >= 1 and 0 <= float(space.initial().min()) <= float(space.initial().max()) <= 1
+
+
 def test_no_config_is_orphaned_and_all_are_shipped() -> None:
-    tested = {*FULL, *MODELS, *DATA, *TRAINERS, *BENCH}
+    tested = {*FULL, *MODELS, *DATA, *TRAINERS, *BENCH, *OPTIMIZE_SIM}
     assert set(CONFIGS.rglob("*.yaml")) == tested
     shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     folders = {str(p.parent.relative_to(REPO)) for p in tested}
