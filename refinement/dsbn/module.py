@@ -111,10 +111,12 @@ class DSBN(TaskEvaluation):
             fs = self.network.forward_features(batch.source.images)
         with use_domain(self.network, TARGET):
             ft = self.network.forward_features(batch.target.images)
-        loss_cls = task_loss(self.network.forward_head(fs), batch.source.labels)
+        with use_domain(self.network, SOURCE):  # a head with BN (lenet) has per-domain branches too
+            loss_cls = task_loss(self.network.forward_head(fs), batch.source.labels)
         d = self.discriminator(grad_reverse(torch.cat([fs, ft]), dann_lambda(p, hp.gamma)))
         loss_adv, _ = domain_adversarial_loss(d[: len(fs)], d[len(fs) :])
-        logits_t = self.network.forward_head(ft)
+        with use_domain(self.network, TARGET):
+            logits_t = self.network.forward_head(ft)
         keep = torch.zeros(len(ft), dtype=torch.bool, device=ft.device)
         loss_pl = logits_t.sum() * 0.0
         if p >= hp.pseudo_label_start:

@@ -65,6 +65,7 @@ def test_pseudo_labels_come_from_the_target_branch_in_eval_mode() -> None:
     torch.manual_seed(0)
     model = DSBN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8)
     model.network.head[0].p = 0.9  # heavy dropout: train-mode predictions would change from call to call
+    model.network.features[0][1].branches[1].running_mean += 1.0  # the two branches now predict differently
     model.train()
     images = torch.rand(16, 1, 32, 32)
     first, second = model.pseudo_labels(images), model.pseudo_labels(images)
@@ -72,7 +73,25 @@ def test_pseudo_labels_come_from_the_target_branch_in_eval_mode() -> None:
     model.eval()
     with use_domain(model.network, 1):
         expected = model.network(images).softmax(1).max(1)
+    with use_domain(model.network, 0):
+        source_branch = model.network(images).softmax(1).max(1)
+    assert not torch.allclose(source_branch[0], expected[0]), "the check must tell the branches apart"
     model.train()
     torch.testing.assert_close(first[0], expected[0])
     torch.testing.assert_close(first[1], expected[1])
     assert model.network.training, "the network is back in train mode after labelling"
+
+
+def test_a_head_with_batchnorm_is_split_by_domain_too() -> None:
+    """LeNet's head has BN: the target images' head pass must update the target branch, the source's the source."""
+    torch.manual_seed(0)
+    model = DSBN(network=TaskNetworkSpec(arch="lenet", width=4, num_classes=3), discriminator_hidden=8)
+    model.train()
+    batch = DomainBatch(
+        source=Batch(images=torch.rand(4, 1, 32, 32), labels=torch.tensor([0, 1, 2, 0])),
+        target=Batch(images=torch.rand(4, 1, 32, 32) + 0.5),
+    )
+    model.losses(batch, p=0.1)
+    for name, module in model.network.head.named_children():
+        if hasattr(module, "branches"):
+            assert [int(b.num_batches_tracked) for b in module.branches] == [1, 1], name
