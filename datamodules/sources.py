@@ -174,7 +174,7 @@ class RealDigitsSource(Source):
         use_labels: bool | None = None,
     ) -> None:
         self.split, self.size, self.channels, self.background = split, size, channels, background
-        self.use_labels = split != "pool" if use_labels is None else use_labels
+        self.use_labels = use_labels  # None: RealDigits' default (labels for val/test, none for the pool)
 
     def load(self, transform: Any = None) -> RealDigits:
         return RealDigits(

@@ -97,6 +97,21 @@ class DatasetWriter:
         self._csv.writerow([row[c] for c in COLUMNS])
         self._count += 1
 
+    def add_batch(
+        self,
+        *,
+        ids: list[str],
+        images: Any,
+        labels: Any = None,
+        masks: Any = None,
+        depth: Any = None,
+        params: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Write a rendered batch: sample ``k`` is ``ids[k]``, ``images[k]`` and the ``k``-th of each given modality."""
+        for k, sid in enumerate(ids):
+            label, mask, plane, psi = (None if x is None else x[k] for x in (labels, masks, depth, params))
+            self.add(Sample(image=images[k], label=label, mask=mask, depth=plane, id=sid), params=psi)
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:

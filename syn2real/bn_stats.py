@@ -20,6 +20,23 @@ def bn_layers(model: nn.Module) -> list[_BatchNorm]:
     return [m for m in model.modules() if isinstance(m, _BatchNorm)]
 
 
+BNState = list[tuple[Tensor, Tensor, Tensor]]
+
+
+def bn_state(layers: list[_BatchNorm]) -> BNState:
+    """A copy of each layer's running mean, running variance and batch count."""
+    return [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
+
+
+@torch.no_grad()
+def load_bn_state(layers: list[_BatchNorm], saved: BNState) -> None:
+    """Put back statistics taken by :func:`bn_state` (same layers, same order)."""
+    for bn, (mean, var, count) in zip(layers, saved, strict=True):
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.num_batches_tracked.copy_(count)
+
+
 @torch.no_grad()
 def reestimate_bn_stats(model: nn.Module, batches: Iterable[Tensor]) -> int:
     """Replace every BN layer's running statistics with those of ``batches`` (AdaBN, Li et al. 2016).
@@ -44,7 +61,7 @@ def reestimate_bn_stats(model: nn.Module, batches: Iterable[Tensor]) -> int:
         raise ValueError(f"{type(model).__name__} has no BatchNorm layers: AdaBN has no statistics to re-estimate")
     was_training = model.training
     momenta = [bn.momentum for bn in layers]
-    saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
+    saved = bn_state(layers)
     model.eval()
     for bn in layers:
         bn.reset_running_stats()
@@ -60,10 +77,7 @@ def reestimate_bn_stats(model: nn.Module, batches: Iterable[Tensor]) -> int:
             bn.momentum = momentum
         model.train(was_training)
     if seen == 0:
-        for bn, (mean, var, count) in zip(layers, saved, strict=True):
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
-            bn.num_batches_tracked.copy_(count)
+        load_bn_state(layers, saved)
         raise ValueError("no images to estimate statistics from (empty dataset, or fewer images than one batch)")
     return seen
 

@@ -15,33 +15,24 @@ import torch
 
 
 class BestValidationWeights(pl.Callback):
-    """Keep the module's ``state_dict`` (on CPU) from the validation with the best ``monitor``.
+    """Keep the module's ``state_dict`` (on CPU) from the validation with the highest ``val/<metric_name>``.
 
-    Args:
-        monitor: the logged validation metric (default: the module's ``val/<metric_name>``, else ``val/target_acc``).
-        mode: ``max`` (accuracy, mIoU) or ``min`` (a loss).
+    The metric is the module's ``metric_name`` (accuracy or mIoU: higher is better), ``target_acc`` by default.
     """
 
-    def __init__(self, *, monitor: str | None = None, mode: str = "max") -> None:
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.monitor, self.mode = monitor, mode
+    def __init__(self) -> None:
         self.best = math.nan
         self.epoch = -1
         self.state: dict[str, torch.Tensor] | None = None
 
-    def monitored(self, pl_module: pl.LightningModule) -> str:
-        return self.monitor or f"val/{getattr(pl_module, 'metric_name', 'target_acc')}"
-
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get(self.monitored(pl_module))
+        value = trainer.callback_metrics.get(f"val/{getattr(pl_module, 'metric_name', 'target_acc')}")
         if value is None:
             return
         score = float(value)
-        better = math.isnan(self.best) or (score > self.best if self.mode == "max" else score < self.best)
-        if better:
+        if math.isnan(self.best) or score > self.best:
             self.best, self.epoch = score, trainer.current_epoch
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
 

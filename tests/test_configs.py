@@ -9,6 +9,7 @@ import tomllib
 import yaml
 
 from syn2real.bench.schedules_config import load_schedules_config
+from syn2real.bench.zoo_pairs import check_rows, load_zoo_config
 from syn2real.cli import cli_main
 
 REPO = Path(__file__).parents[1]
@@ -62,7 +63,7 @@ def test_every_model_config_instantiates(path: Path) -> None:
 @pytest.mark.parametrize("path", DATA, ids=_id)
 def test_every_data_config_instantiates(path: Path) -> None:
     cli = cli_main(["--config", str(SMOKE_TASK), "--data", str(path)], run=False)
-    assert type(cli.datamodule).__name__ in yaml.safe_load(path.read_text())["class_path"]
+    assert type(cli.datamodule).__name__ == yaml.safe_load(path.read_text())["class_path"].rsplit(".", 1)[1]
 
 
 @pytest.mark.parametrize("path", TRAINERS, ids=_id)
@@ -78,6 +79,10 @@ def test_bench_configs_load_into_the_typed_config() -> None:
         full.budgets == (0, 10, 50, 250, 1000) and full.network.arch == "small_cnn" and full.lr == pytest.approx(2e-3)
     )
     assert quick.budgets == (0, 10, 100) and quick.seeds == (0,) and quick.finetune_lr == full.finetune_lr
+    zoo = load_zoo_config(CONFIGS / "bench" / "zoo.yaml")
+    rows = sorted({p.stem.split("__")[0] for p in (CONFIGS / "experiments").glob("*__digits*.yaml")})
+    check_rows(zoo, rows, config_path=CONFIGS / "bench" / "zoo.yaml")  # every digits experiment has its pairing
+    assert len(zoo.seeds) >= 2
 
 
 @pytest.mark.parametrize("path", OPTIMIZE_SIM, ids=_id)

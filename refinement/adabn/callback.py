@@ -6,9 +6,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
 
-from syn2real.bn_stats import bn_layers, reestimate_bn_stats, target_images
+from syn2real.bn_stats import BNState, bn_layers, bn_state, load_bn_state, reestimate_bn_stats, target_images
 from syn2real.data_api import PairedDomains, require_datamodule
 
 
@@ -29,9 +28,8 @@ class AdaBNCallback(pl.Callback):
         if stage in ("fit", "validate", "test"):
             require_datamodule(pl_module, PairedDomains, purpose="AdaBNCallback re-estimates BN statistics")
 
-    def _swap_in(self, pl_module: pl.LightningModule) -> list[tuple[Tensor, Tensor, Tensor]]:
-        layers = bn_layers(pl_module.task_model)
-        saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
+    def _swap_in(self, pl_module: pl.LightningModule) -> BNState:
+        saved = bn_state(bn_layers(pl_module.task_model))
         with torch.inference_mode(False), torch.no_grad():
             reestimate_bn_stats(pl_module.task_model, target_images(pl_module, self.batch_size))
         return saved
@@ -42,11 +40,7 @@ class AdaBNCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(self, "_saved", None) is None:
             return
-        with torch.no_grad():
-            for bn, (mean, var, count) in zip(bn_layers(pl_module.task_model), self._saved, strict=True):
-                bn.running_mean.copy_(mean)
-                bn.running_var.copy_(var)
-                bn.num_batches_tracked.copy_(count)
+        load_bn_state(bn_layers(pl_module.task_model), self._saved)
         self._saved = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -153,7 +153,7 @@ class Plan:
             "synthetic_only", seed, 0, self._config([self.synthetic], None, a.synthetic_steps, a.batch_size)
         )
 
-    def cells(self, seed: int, budget: int, pretrained: Cell) -> list[Cell]:
+    def cells(self, seed: int, budget: int, pretrained: Cell | None) -> list[Cell]:
         a, out = self.config, []
         real = self._budget(budget, seed)
         if "real_only" in a.schedules:
@@ -163,6 +163,7 @@ class Plan:
                 )
             )
         if "pretrain_finetune" in a.schedules:
+            assert pretrained is not None, "pretrain_finetune needs its seed's synthetic_only cell"
             ckpt = pretrained.folder / "checkpoints" / "last.ckpt"
             model = {"init_from": str(ckpt), "freeze_features": a.freeze == "features"}
             out.append(
@@ -195,8 +196,8 @@ class Plan:
         after: dict[int, int] = {}
         needs_pretrain = bool({"synthetic_only", "pretrain_finetune"} & set(a.schedules)) or 0 in a.budgets
         for seed in a.seeds:
-            pre, pre_index = self.pretrain(seed), len(cells)
-            if needs_pretrain:
+            pre, pre_index = (self.pretrain(seed) if needs_pretrain else None), len(cells)
+            if pre is not None:
                 cells.append(pre)
             for budget in [b for b in a.budgets if b > 0]:
                 for cell in self.cells(seed, budget, pre):

@@ -65,10 +65,8 @@ def write_schedule_tables(out: Path, results: list[CellResult], budgets: list[in
         for r in results
         if r.status != "ok"
     ]
-    summary = {
-        k: {str(b): {"mean": mean_std(v)[0], "std": mean_std(v)[1], "n": len(v)} for b, v in sorted(c.items())}
-        for k, c in table.items()
-    }
+    stats = {k: {b: (*mean_std(v), len(v)) for b, v in sorted(c.items())} for k, c in table.items()}
+    summary = {k: {str(b): {"mean": m, "std": s, "n": n} for b, (m, s, n) in c.items()} for k, c in stats.items()}
     (out / "results.json").write_text(
         json.dumps({"metric": metric, "runs": rows, "curves": summary, "failed": failed}, indent=2)
     )
@@ -80,10 +78,7 @@ def write_schedule_tables(out: Path, results: list[CellResult], budgets: list[in
         "|---" * (len(budgets) + 1) + "|",
     ]
     for name in sorted(table):
-        cells = [
-            f"{mean_std(table[name][b])[0]:.1f} ± {mean_std(table[name][b])[1]:.1f}" if b in table[name] else "–"
-            for b in budgets
-        ]
+        cells = [f"{stats[name][b][0]:.1f} ± {stats[name][b][1]:.1f}" if b in stats[name] else "–" for b in budgets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", *[f"- {s}" for s in plain_summary(table)]]
     if failed:

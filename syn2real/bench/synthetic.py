@@ -19,6 +19,7 @@ from datamodules.format import read_info
 from datamodules.stages import select_stages
 from syn2real.bench.runs import Cell
 from syn2real.bench.zoo_pairs import Pairing
+from syn2real.cli.config_files import compose
 
 SIMULATOR = "datamodules.DigitsSimulatorSource"
 
@@ -36,11 +37,11 @@ def check_synthetic(run: Path, stage: str, channels: int) -> Path:
 
 
 def experiment_data(experiment: Path) -> dict[str, Any]:
-    """The data block of an experiment config (a path relative to it, or inline)."""
-    config = yaml.safe_load(experiment.read_text()) or {}
-    data = config.get("data")
+    """The data block of an experiment config as LightningCLI sees it (included file, then ``data.*`` overrides)."""
+    data = compose(yaml.safe_load(experiment.read_text()) or {}, experiment).get("data")
     if isinstance(data, str):
-        return yaml.safe_load((experiment.parent / data).read_text())
+        included = experiment.parent / data
+        return compose(yaml.safe_load(included.read_text()), included)
     if isinstance(data, dict):
         return data
     raise ValueError(f"{experiment}: has no data block to replace the simulator in")

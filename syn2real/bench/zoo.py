@@ -152,8 +152,7 @@ def zoo_command(argv: list[str]) -> int:
     for name in args.benchmark:
         mine = [r for r in results if r.tags["benchmark"] == name]
         board = leaderboard(mine, args.metric, rows)
-        write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}")
-        console.print((args.out / name / "leaderboard.md").read_text())
+        console.print(write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}"))
     failed = sum(r.status != "ok" for r in results)
     if failed:
         console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/<benchmark>/results.csv and each output.log")

@@ -98,13 +98,18 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> None:
-    """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``."""
+def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> str:
+    """``results.csv`` (one row per run), ``results.json`` (runs + leaderboard), ``leaderboard.md`` and ``.png``.
+
+    Returns the Markdown leaderboard.
+    """
     out.mkdir(parents=True, exist_ok=True)
     rows = write_runs_csv(out / "results.csv", results)
     (out / "results.json").write_text(json.dumps({"metric": metric, "runs": rows, "leaderboard": board}, indent=2))
-    (out / "leaderboard.md").write_text(markdown(board, metric, title))
+    table = markdown(board, metric, title)
+    (out / "leaderboard.md").write_text(table)
     _plot(out / "leaderboard.png", board, metric, title)
+    return table
 
 
 def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> None:

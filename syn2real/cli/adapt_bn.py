@@ -23,7 +23,8 @@ from datamodules.stages import select_stages
 from syn2real.batch import collate
 from syn2real.bn_stats import bn_layers, reestimate_bn_stats
 from syn2real.specs import as_spec
-from syn2real.tasks import TaskNetworkSpec, task_state_prefix
+from syn2real.tasks import TaskNetworkSpec
+from syn2real.tasks.weights import load_task_state
 
 BUILTIN_POOL = "digits-real-pool"
 
@@ -74,19 +75,11 @@ def adapt_checkpoint(
         raise ValueError(f"{ckpt} is not a syn2real task checkpoint (no state_dict / no `network` hyperparameter)")
     spec = as_spec(TaskNetworkSpec, hparams["network"])
     network = dataclasses.replace(spec, pretrained=None).build()  # the checkpoint's weights replace any
-    prefix = task_state_prefix(checkpoint["state_dict"], network)
+    prefix = load_task_state(network, checkpoint["state_dict"])
     if prefix is None:
         raise ValueError(
             f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics of their own)"
         )
-    state = checkpoint["state_dict"]
-    network.load_state_dict(
-        {
-            k[len(prefix) :]: v
-            for k, v in state.items()
-            if k.startswith(prefix) and k[len(prefix) :] in network.state_dict()
-        }
-    )
     if not bn_layers(network):
         raise ValueError(f"the network in {ckpt} ({spec.arch}) has no BatchNorm layers: nothing to adapt")
     dataset = _source_for(data, spec.in_channels, size).load()
@@ -101,7 +94,7 @@ def adapt_checkpoint(
     network.to(device)
     seen = reestimate_bn_stats(network, (b.images.to(device) for b in loader))
     for key, value in network.state_dict().items():
-        state[prefix + key] = value.cpu()
+        checkpoint["state_dict"][prefix + key] = value.cpu()
     checkpoint["syn2real_adapt_bn"] = {
         "source_checkpoint": str(ckpt),
         "data": data,

@@ -36,10 +36,11 @@ def configs_dir(explicit: Path | None = None) -> Path:
                 "subfolder); pass the folder that holds data/, model/ and experiments/"
             )
         return explicit
-    for folder in candidates():
+    searched_folders = candidates()
+    for folder in searched_folders:
         if (folder / "experiments").is_dir():
             return folder
-    searched = ", ".join(str(p) for p in candidates())
+    searched = ", ".join(str(p) for p in searched_folders)
     raise FileNotFoundError(
         f"no syn2real configs folder found (searched {searched}); pass --configs DIR or set "
         f"{ENV} to the folder that holds data/, model/ and experiments/"

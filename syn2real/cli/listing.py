@@ -34,11 +34,12 @@ def methods_table(configs: Path) -> Table:
     table.add_column("family", no_wrap=True)
     table.add_column("class", no_wrap=True)
     table.add_column("experiments on", overflow="fold")
-    for name in list_methods():
+    methods = list_methods()
+    for name in methods:
         benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{name}__*.yaml"))
         missing = "" if (configs / "model" / f"{name}.yaml").is_file() else " (no model config)"
         table.add_row(name, family_of(name), public_path(get_method(name)) + missing, ", ".join(benchmarks) or "-")
-    if not list_methods():
+    if not methods:
         table.add_row("(none yet)", "", "", "")
     return table
 

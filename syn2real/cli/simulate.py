@@ -11,11 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from datamodules.errors import DatasetError
-from datamodules.format import DatasetInfo
-from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig, config_record
-from datamodules.writer import DatasetWriter, prepare_output
+from datamodules.simulator import DigitsSimulatorConfig, config_record
+from datamodules.writer import prepare_output
 from syn2real import __version__
-from syn2real.batch import Sample
 
 
 def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
@@ -60,43 +58,34 @@ def simulate_command(argv: list[str]) -> int:
     except DatasetError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    sim = DigitsSimulator(config, seed=args.seed)
+    from syn2real.simopt.run import write_rendered
+    from syn2real.simopt.space import DigitsRenderer
+
     stage = {
         "name": args.stage_name or f"stage_{args.stage_index:03d}",
         "index": args.stage_index,
         "parameters": config_record(config),
         "score": args.score,
     }
-    info = DatasetInfo(
-        task="classification",
-        classes=CLASSES,
-        channels=config.channels,
-        size=(config.size,) * 2,
-        masks=True,
-        depth=True,
-        labels=True,
-        depth_units="relative",
-        producer={
-            "name": "syn2real.simulate",
-            "version": __version__,
-            "config": {"seed": args.seed, "num_samples": args.num_samples, "simulator": config_record(config)},
-            "parent": None,
-        },
-        stage=stage,
-    )
+    producer = {
+        "name": "syn2real.simulate",
+        "version": __version__,
+        "config": {"seed": args.seed, "num_samples": args.num_samples, "simulator": config_record(config)},
+        "parent": None,
+    }
     columns = (TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar, DatasetWriter(args.out, info, overwrite=args.overwrite) as w:
+    with Progress(*columns, console=console) as bar:
         task = bar.add_task("render", total=args.num_samples)
-        for start in range(0, args.num_samples, 256):
-            idx = list(range(start, min(start + 256, args.num_samples)))
-            out = sim.render(idx)
-            for k, i in enumerate(idx):
-                w.add(
-                    Sample(
-                        image=out.images[k], label=out.labels[k], mask=out.masks[k], depth=out.depth[k], id=f"{i:07d}"
-                    ),
-                    params=out.params[k],
-                )
-            bar.advance(task, len(idx))
+        write_rendered(
+            args.out,
+            DigitsRenderer(config),
+            {},
+            num_samples=args.num_samples,
+            seed=args.seed,
+            producer=producer,
+            stage=stage,
+            overwrite=args.overwrite,
+            on_batch=lambda n: bar.advance(task, n),
+        )
     console.print(f"wrote {args.num_samples} samples to {args.out}")
     return 0

@@ -52,7 +52,6 @@ class AutoSimulate(Strategy):
 
     name: ClassVar[str] = "autosimulate"
     score_name: ClassVar[str] = "val_acc"
-    uses_labels: ClassVar[bool] = True
 
     def __init__(
         self,

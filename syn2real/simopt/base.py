@@ -27,12 +27,10 @@ class Strategy(ABC):
     Attributes:
         name: the command-line name.
         score_name: what ``stage.score`` holds (recorded in each stage's ``dataset.json``).
-        uses_labels: whether it reads real validation labels (meta-sim does not).
     """
 
     name: ClassVar[str]
     score_name: ClassVar[str]
-    uses_labels: ClassVar[bool]
 
     def __init__(self, *, space: SearchSpace) -> None:
         self.space = space

@@ -45,23 +45,31 @@ def mmd2(x: Tensor, y: Tensor, bandwidths: Sequence[float]) -> Tensor:
     return xx + yy - 2 * kxy.mean()
 
 
-def finite_difference_gradient(f: Callable[[Tensor], float], u: Tensor, step: float) -> Tensor:
+def finite_difference_gradient(
+    f: Callable[[Tensor], float], u: Tensor, step: float, *, value: float | None = None
+) -> Tensor:
     """∇f at ``u`` in the unit cube by central differences (one-sided where ``u ± step`` leaves [0, 1]).
 
     ``f`` should use common random numbers (the same sample indices for every call) so differences measure ψ, not
-    sampling noise: this is how Meta-Sim differentiates through a non-differentiable renderer.
+    sampling noise: this is how Meta-Sim differentiates through a non-differentiable renderer. ``value`` is f(u) if
+    the caller has it (a one-sided difference needs it; otherwise it is computed at most once).
     """
     grad = torch.zeros_like(u, dtype=torch.float64)
-    base: float | None = None
+    at_u: list[float] = [] if value is None else [value]
+
+    def f_at(w: Tensor, j: int) -> float:
+        if w[j] != u[j]:
+            return f(w)
+        if not at_u:
+            at_u.append(f(u))
+        return at_u[0]
+
     for j in range(len(u)):
         up, down = u.clone(), u.clone()
         up[j], down[j] = min(float(u[j]) + step, 1.0), max(float(u[j]) - step, 0.0)
         width = float(up[j] - down[j])
-        if width <= 0:
-            continue
-        hi = f(up) if up[j] != u[j] else (base := f(u) if base is None else base)
-        lo = f(down) if down[j] != u[j] else (base := f(u) if base is None else base)
-        grad[j] = (hi - lo) / width
+        if width > 0:
+            grad[j] = (f_at(up, j) - f_at(down, j)) / width
     return grad
 
 

@@ -35,7 +35,6 @@ class LearningToSimulate(Strategy):
 
     name: ClassVar[str] = "lts"
     score_name: ClassVar[str] = "val_acc"
-    uses_labels: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -43,7 +43,6 @@ class MetaSim(Strategy):
 
     name: ClassVar[str] = "meta-sim"
     score_name: ClassVar[str] = "-mmd2"
-    uses_labels: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -68,7 +67,7 @@ class MetaSim(Strategy):
         if self.optimizer == "fd":
             f = lambda w: self.distance(self.space.to_psi(w), stage)  # noqa: E731
             value = f(u)
-            grad = finite_difference_gradient(f, u, self.fd_step)
+            grad = finite_difference_gradient(f, u, self.fd_step, value=value)
             return StepOutcome(-value, self.adam.step(u, grad), {"mmd2": value, "grad_norm": float(grad.norm())})
         return self._search(u, stage)
 

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, read_info
 from datamodules.writer import DatasetWriter
 from syn2real import __version__
-from syn2real.batch import Sample
 from syn2real.simopt.base import Strategy
 from syn2real.simopt.space import Renderer, SearchSpace
 
@@ -88,7 +87,8 @@ class StageRun:
     def start(self) -> None:
         """Create the folder and ``run.json`` (first stage only)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.folder / RUN, (json.dumps(self.settings, indent=2) + "\n").encode())
+        text = json.dumps(self.settings, indent=2) + "\n"
+        _atomic_write(self.folder / RUN, lambda tmp: tmp.write_text(text))
 
     def load_state(self) -> dict[str, Any] | None:
         """The state after the last complete stage (stage folders after it are removed), or ``None`` for a new run."""
@@ -104,51 +104,75 @@ class StageRun:
         return state
 
     def save_state(self, state: dict[str, Any]) -> None:
-        path = self.folder / STATE
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        _atomic_write(self.folder / STATE, lambda tmp: torch.save(state, tmp))
         write_stages_csv(self.folder / "stages.csv", state["history"])
 
     def write_stage(
         self, *, index: int, psi: dict[str, float], record: dict[str, Any], num_samples: int, seed: int
     ) -> Path:
         """Render ``num_samples`` under ``psi`` into ``stage_<index>`` (atomically) with ``record`` as its stage."""
-        out = self.folder / stage_name(index)
-        probe = self.renderer.render(psi, [0], seed=seed)
-        info = DatasetInfo(
-            task="classification",
-            classes=list(self.renderer.classes),
-            channels=self.renderer.channels,
-            size=(self.renderer.size,) * 2,
-            masks=probe.masks is not None,
-            depth=probe.depth is not None,
-            labels=True,
-            depth_units="relative",
-            producer={
-                "name": "syn2real.optimize-sim",
-                "version": __version__,
-                "config": {"seed": seed, "num_samples": num_samples, "simulator": self.renderer.name},
-                "parent": None,
-            },
+        producer = {
+            "name": "syn2real.optimize-sim",
+            "version": __version__,
+            "config": {"seed": seed, "num_samples": num_samples, "simulator": self.renderer.name},
+            "parent": None,
+        }
+        return write_rendered(
+            self.folder / stage_name(index),
+            self.renderer,
+            psi,
+            num_samples=num_samples,
+            seed=seed,
+            producer=producer,
             stage={"name": stage_name(index), "index": index, **record},
         )
-        with DatasetWriter(out, info) as writer:
-            for start in range(0, num_samples, 256):
-                idx = list(range(start, min(start + 256, num_samples)))
-                batch = self.renderer.render(psi, idx, seed=seed)
-                for k, i in enumerate(idx):
-                    writer.add(
-                        Sample(
-                            image=batch.images[k],
-                            label=batch.labels[k],
-                            mask=None if batch.masks is None else batch.masks[k],
-                            depth=None if batch.depth is None else batch.depth[k],
-                            id=f"{i:07d}",
-                        ),
-                        params=None if batch.params is None else batch.params[k],
-                    )
-        return out
+
+
+def write_rendered(
+    out: Path,
+    renderer: Renderer,
+    psi: Mapping[str, float],
+    *,
+    num_samples: int,
+    seed: int,
+    producer: dict[str, Any],
+    stage: dict[str, Any] | None,
+    overwrite: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> Path:
+    """Render samples ``0..num_samples-1`` under ``psi`` into the syn2real dataset ``out`` (atomically).
+
+    The modalities written are the ones the renderer returns (labels always; masks, depth and ψ per sample when
+    given). ``on_batch(n)`` is called after every batch of ``n`` samples (a progress bar).
+    """
+    probe = renderer.render(psi, [0], seed=seed)  # which modalities this renderer gives
+    info = DatasetInfo(
+        task="classification",
+        classes=list(renderer.classes),
+        channels=renderer.channels,
+        size=(renderer.size,) * 2,
+        masks=probe.masks is not None,
+        depth=probe.depth is not None,
+        labels=True,
+        depth_units="relative",
+        producer=producer,
+        stage=stage,
+    )
+    with DatasetWriter(out, info, overwrite=overwrite) as writer:
+        for start in range(0, num_samples, 256):
+            idx = list(range(start, min(start + 256, num_samples)))
+            batch = renderer.render(psi, idx, seed=seed)
+            writer.add_batch(
+                ids=[f"{i:07d}" for i in idx],
+                images=batch.images,
+                labels=batch.labels,
+                masks=batch.masks,
+                depth=batch.depth,
+                params=batch.params,
+            )
+            if on_batch is not None:
+                on_batch(len(idx))
+    return out
 
 
 def optimize(
@@ -201,15 +225,18 @@ def optimize(
 
 def write_stages_csv(path: Path, history: list[dict[str, Any]]) -> None:
     fields = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(history)
+
+    _atomic_write(path, write)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary sibling of ``path``, then rename it over ``path``: readers see old or new, never half."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
+    write(tmp)
     os.replace(tmp, path)

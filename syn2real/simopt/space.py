@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig
+from datamodules.simulator import CLASSES, DigitsSimulator, DigitsSimulatorConfig, config_record
 
 
 @dataclass
@@ -108,7 +108,7 @@ class DigitsRenderer:
     def __init__(self, base: DigitsSimulatorConfig | None = None) -> None:
         self.base = base or DigitsSimulatorConfig()
         self.channels, self.size = self.base.channels, self.base.size
-        self._cache: tuple[tuple[tuple[str, Any], ...], int, DigitsSimulator] | None = None
+        self._cache: tuple[DigitsSimulatorConfig, int, DigitsSimulator] | None = None
 
     def defaults(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -138,15 +138,13 @@ class DigitsRenderer:
 
     def render(self, psi: Mapping[str, float], indices: Sequence[int], *, seed: int) -> RenderedBatch:
         config = self.config(psi)
-        key = tuple(sorted(dataclasses.asdict(config).items(), key=lambda kv: kv[0]))
-        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key)
-        if self._cache is None or self._cache[0] != key or self._cache[1] != seed:
-            self._cache = (key, seed, DigitsSimulator(config, seed=seed))
+        if self._cache is None or self._cache[:2] != (config, seed):  # dataclass equality: same ψ, same seed
+            self._cache = (config, seed, DigitsSimulator(config, seed=seed))
         out = self._cache[2].render(list(indices))
         return RenderedBatch(out.images, out.labels, out.masks, out.depth, out.params)
 
     def record(self, psi: Mapping[str, float]) -> dict[str, Any]:
-        return dataclasses.asdict(self.config(psi))
+        return config_record(self.config(psi))
 
 
 class SearchSpace:
@@ -214,9 +212,6 @@ class SearchSpace:
     def initial(self, psi: Mapping[str, float] | None = None) -> Tensor:
         """The starting point: ``psi`` or the renderer's defaults, clipped into the search ranges."""
         return self.to_unit({**self.renderer.defaults(), **(psi or {})})
-
-    def describe(self) -> dict[str, list[float]]:
-        return {k: [lo, hi] for k, (lo, hi) in self.ranges.items()}
 
 
 def render_many(

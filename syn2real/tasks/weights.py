@@ -21,6 +21,20 @@ def task_state_prefix(state: dict[str, Tensor], network: nn.Module) -> str | Non
     return None
 
 
+def load_task_state(network: nn.Module, state: dict[str, Tensor]) -> str | None:
+    """Load ``network``'s weights from a checkpoint's state dict; returns the prefix they were under.
+
+    ``None`` (and nothing loaded) when no prefix holds a complete, shape-compatible set.
+    """
+    prefix = task_state_prefix(state, network)
+    if prefix is not None:
+        own = network.state_dict()
+        network.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix) :] in own}
+        )
+    return prefix
+
+
 def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
     """Load task-network weights from a syn2real checkpoint (any method exposing ``task_model``) or a state dict.
 
@@ -36,17 +50,10 @@ def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
         raise FileNotFoundError(f"checkpoint {path} not found")
     state = torch.load(path, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state)
-    prefix = task_state_prefix(state, network)
+    prefix = load_task_state(network, state)
     if prefix is None:
         raise ValueError(
             f"{path} holds no complete weights for this task network ({type(network).__name__}); was "
             "it trained with the same arch / num_classes / in_channels?"
         )
-    network.load_state_dict(
-        {
-            k[len(prefix) :]: v
-            for k, v in state.items()
-            if k.startswith(prefix) and k[len(prefix) :] in network.state_dict()
-        }
-    )
     return prefix

@@ -40,18 +40,17 @@ def test_features_get_the_reversed_scaled_domain_gradient() -> None:
     torch.manual_seed(0)
     # eval: no dropout, fixed BN
     model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8).eval()
-    batch = _batch()
-    images = torch.cat([batch.source.images, batch.target.images])
-    features = model.network.forward_features(images).detach().requires_grad_(True)
-    d = model.discriminator(features)
-    domain_adversarial_loss(d[:4], d[4:])[0].backward()
-    plain = features.grad.clone()
-    features.grad = None
-    from syn2real.nn import grad_reverse
+    head = {id(p) for p in model.network.head_module.parameters()}
+    features = [p for p in model.network.parameters() if id(p) not in head]
 
-    d = model.discriminator(grad_reverse(features, 0.4))
-    domain_adversarial_loss(d[:4], d[4:])[0].backward()
-    torch.testing.assert_close(features.grad, -0.4 * plain)
+    def feature_grads(lam: float) -> list[torch.Tensor]:
+        model.zero_grad()
+        model.losses(_batch(), lam=lam)["loss_domain"].backward()
+        return [p.grad.clone() for p in features]
+
+    plain = feature_grads(-1.0)  # λ = −1: the reversal layer passes the gradient through unchanged
+    for got, want in zip(feature_grads(0.4), plain, strict=True):
+        torch.testing.assert_close(got, -0.4 * want)
 
 
 def test_total_loss_is_classification_plus_weighted_domain_loss() -> None:

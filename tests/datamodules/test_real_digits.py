@@ -35,6 +35,7 @@ def test_images_follow_the_data_contract() -> None:
 
 
 def test_pool_can_drop_labels() -> None:
+    assert RealDigits("pool")[0].label is None, "the pool is unlabeled unless labels are asked for"
     assert RealDigits("pool", use_labels=False)[0].label is None
     assert isinstance(RealDigits("pool", use_labels=True)[0].label, torch.Tensor)
 

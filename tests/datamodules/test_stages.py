@@ -41,6 +41,14 @@ def test_all_stages_concatenate_with_domain_per_stage(run: Path) -> None:
     assert sorted({ds[i].domain for i in range(len(ds))}) == [0, 1, 2]
 
 
+def test_a_datamodule_on_all_stages_reports_one_domain_per_stage(run: Path) -> None:
+    from datamodules.data_modules import TaskDataModule
+
+    data = TaskDataModule(train=[Syn2RealSource(root=str(run), stage="all", domain_per_stage=True)], batch_size=2)
+    data.setup("fit")
+    assert data.training_domain_ids() == [0, 1, 2]
+
+
 def test_stages_with_different_classes_are_refused(run: Path) -> None:
     write_dataset(
         run / "stage_003",

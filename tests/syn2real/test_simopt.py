@@ -159,7 +159,6 @@ class Scripted(Strategy):
 
     name = "scripted"
     score_name = "score"
-    uses_labels = False
 
     def __init__(self, *, space: SearchSpace, scores: list[float], fail_at: int | None = None) -> None:
         super().__init__(space=space)

@@ -1,7 +1,7 @@
 """Scheduling of benchmark cells: parallel runs, dependencies, failed dependencies, result order.
 
 ``run_cell`` (a real ``syn2real fit`` subprocess) is replaced by a recorder here; the real one runs in
-``tests/test_bench.py`` and ``tests/test_schedules.py`` with ``--jobs 2``.
+``tests/syn2real/bench/test_zoo.py`` and ``tests/syn2real/bench/test_schedules.py`` with ``--jobs 2``.
 """
 
 from __future__ import annotations
