@@ -30,7 +30,10 @@ class Source(ABC):
 
 
 class SampleTensorDataset(Dataset[Sample]):
-    """Samples held in memory as stacked tensors (rendered or random data)."""
+    """Samples held in memory as stacked tensors (rendered, refined or random data).
+
+    Ids are ``ids[i]`` when given, else ``f"{prefix}{i:07d}"``.
+    """
 
     def __init__(
         self,
@@ -41,10 +44,13 @@ class SampleTensorDataset(Dataset[Sample]):
         depth: torch.Tensor | None = None,
         domain: int = 0,
         prefix: str = "",
+        ids: list[str] | None = None,
         transform: Any = None,
     ) -> None:
+        if ids is not None and len(ids) != images.shape[0]:
+            raise ValueError(f"{len(ids)} ids for {images.shape[0]} images")
         self.images, self.label_tensor, self.masks, self.depth = images, labels, masks, depth
-        self.domain, self.prefix, self.transform = domain, prefix, transform
+        self.domain, self.prefix, self.ids, self.transform = domain, prefix, ids, transform
 
     def labels(self) -> list[int]:
         return self.label_tensor.tolist() if self.label_tensor is not None and self.label_tensor.ndim == 1 else []
@@ -60,7 +66,7 @@ class SampleTensorDataset(Dataset[Sample]):
             mask=pick(self.masks),
             depth=pick(self.depth),
             domain=self.domain,
-            id=f"{self.prefix}{i:07d}",
+            id=self.ids[i] if self.ids is not None else f"{self.prefix}{i:07d}",
         )
         return self.transform(s) if self.transform is not None else s
 

@@ -24,6 +24,7 @@ from datamodules.stages import select_stages
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
 from syn2real.batch import Sample, collate
+from syn2real.label_preservation import LabelPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
 
 
@@ -74,14 +75,24 @@ def refine_dataset(
     batch_size: int = 64,
     device: str = "cpu",
     overwrite: bool = False,
+    judge: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput."""
+    """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput.
+
+    With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
+    raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
+    """
     prepare_output(out, overwrite=overwrite)
     model, record = load_refiner(ckpt, device)
+    meter = LabelPreservation(load_judge(judge).to(device)) if judge is not None else None
     source = select_stages(data, stage)[0]
     dataset = Syn2RealDataset(source)
     check_compatible(record, dataset.info, source)
+    if meter is not None and dataset.info.task != "classification":
+        raise DatasetError(
+            source, "is not a classification dataset: label preservation needs one label per image", "drop --judge"
+        )
     info = dataclasses.replace(
         dataset.info,
         producer={
@@ -104,6 +115,10 @@ def refine_dataset(
         task = bar.add_task("refine", total=len(dataset))
         for batch in loader:
             refined = model.refine(batch.images.to(device)).cpu()
+            if meter is not None:
+                if batch.labels is None:
+                    raise DatasetError(source, "has no labels to judge", "refine without --judge")
+                meter.update(batch.images, refined, batch.labels)
             for k, sid in enumerate(batch.ids):
                 writer.add(
                     Sample(
@@ -117,5 +132,10 @@ def refine_dataset(
                 )
             done += len(batch)
             bar.advance(task, len(batch))
+        if meter is not None:  # the header is written when the writer closes
+            writer.info.producer["label_preservation"] = {**meter.rates(), "judge": str(judge.resolve())}
     seconds = time.perf_counter() - started
-    return {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
+    result = {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
+    if meter is not None:
+        result["label_preservation"] = writer.info.producer["label_preservation"]
+    return result

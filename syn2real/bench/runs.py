@@ -34,6 +34,7 @@ class Cell:
         folder: run folder (Lightning's ``log_dir``): ``<out>/<name>/seed<seed>`` plus any ``key``.
         args: ``syn2real fit`` arguments.
         tags: extra columns for the tables (method, family, budget...).
+        needs: the folder of a cell that must finish first (its checkpoint is this cell's input).
     """
 
     name: str
@@ -41,6 +42,7 @@ class Cell:
     folder: Path
     args: list[str]
     tags: dict[str, Any] = field(default_factory=dict)
+    needs: Path | None = None
 
 
 @dataclass
@@ -94,6 +96,27 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
     return _finished(cell, done, reused=False, wall=wall)
 
 
+def _needs(cells: Sequence[Cell]) -> dict[int, int]:
+    """``{i: j}`` for every cell ``i`` whose ``needs`` is cell ``j``'s folder."""
+    index = {cell.folder: i for i, cell in enumerate(cells)}
+    after = {}
+    for i, cell in enumerate(cells):
+        if cell.needs is not None:
+            if cell.needs not in index:
+                raise ValueError(f"{cell.name} seed {cell.seed} needs {cell.needs}, which is not a cell of this run")
+            after[i] = index[cell.needs]
+    return after
+
+
+def finished_results(cells: Sequence[Cell]) -> list[CellResult]:
+    """The results of those ``cells`` that finished earlier (``results.json`` present), without running any."""
+    return [
+        _finished(c, c.folder / "results.json", reused=True, wall=0.0)
+        for c in cells
+        if (c.folder / "results.json").is_file()
+    ]
+
+
 def _failed(cell: Cell, error: str, wall: float = 0.0) -> CellResult:
     return CellResult(cell.name, cell.seed, "failed", {}, wall, reused=False, error=error, tags=cell.tags)
 
@@ -116,12 +139,13 @@ def run_cells(
 ) -> list[CellResult]:
     """Run ``cells`` at most ``jobs`` at a time, in order; results come back in the order of ``cells``.
 
-    ``after[i] = j`` makes cell ``i`` wait for cell ``j``; if ``j`` failed, ``i`` is recorded as failed without
-    running. With ``jobs > 1`` each run gets ``os.cpu_count() // jobs`` threads (at least one).
+    ``after[i] = j`` makes cell ``i`` wait for cell ``j`` (a cell's ``needs`` folder adds the same for the cell of
+    that folder); if ``j`` failed, ``i`` is recorded as failed without running. With ``jobs > 1`` each run gets
+    ``os.cpu_count() // jobs`` threads (at least one).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    after = after or {}
+    after = {**(after or {}), **_needs(cells)}
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     results: dict[int, CellResult] = {}
     pending = list(range(len(cells)))

@@ -88,6 +88,8 @@ def synthetic_cells(
     """
     new, pairings, derived = [], {}, {}
     for cell in cells:
+        if cell.needs is not None:  # trains on another cell's output (a refiner's): no simulator data of its own
+            continue
         cfg = Path(cell.args[cell.args.index("--config") + 1])
         if cell.name not in derived:
             derived[cell.name] = synthetic_data_config(cfg, run, stage, out / "synthetic" / f"{cell.name}.data.yaml")

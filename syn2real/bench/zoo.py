@@ -16,9 +16,17 @@ from rich.console import Console
 
 from datamodules.errors import DatasetError
 from syn2real.bench.benchmarks import BENCHMARKS, get_benchmark
-from syn2real.bench.runs import Cell, CellResult, add_jobs_argument, interrupted_message, run_cells
+from syn2real.bench.runs import (
+    Cell,
+    CellResult,
+    add_jobs_argument,
+    finished_results,
+    interrupted_message,
+    run_cells,
+)
 from syn2real.bench.synthetic import check_synthetic, synthetic_cells
-from syn2real.bench.zoo_pairs import ZooConfig, check_rows, load_zoo_config
+from syn2real.bench.zoo_pairs import Pairing, ZooConfig, check_rows, load_zoo_config
+from syn2real.bench.zoo_refiners import REFINER_SUFFIX, add_label_preservation, refiner_cells, write_refined_data
 from syn2real.bench.zoo_report import leaderboard, write_tables
 from syn2real.cli.configs import configs_dir, shown
 from syn2real.cli.methods import import_methods
@@ -39,11 +47,15 @@ def zoo_cells(
     experiments: Path,
     zoo: ZooConfig,
     zoo_path: Path,
+    *,
+    every_row: bool = False,
 ) -> list[Cell]:
     """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed).
 
     Every experiment must have a pairing in ``zoo`` (read from ``zoo_path``; refused otherwise, before any run);
-    ``unpaired`` rows are left out unless named in ``methods``, and a named row brings its baseline along.
+    ``unpaired`` rows are left out unless named in ``methods`` (or ``every_row``), and a named row brings its
+    baseline along (a refiner also its judge). A ``refines`` row gives two cells per seed
+    (:mod:`syn2real.bench.zoo_refiners`).
     """
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
@@ -52,22 +64,42 @@ def zoo_cells(
     names = [cfg.name.split("__")[0] for cfg in configs]
     check_rows(zoo, names, config_path=zoo_path)
     wanted = set(methods or [])
-    wanted |= {zoo.rows[m].value for m in wanted if m in zoo.rows and zoo.rows[m].kind == "baseline"}
+    wanted |= {zoo.rows[m].baseline_row for m in wanted if m in zoo.rows and zoo.rows[m].baseline_row}
+    if zoo.judge is not None and any(zoo.rows[m].kind == "refines" for m in wanted if m in zoo.rows):
+        wanted.add(zoo.judge)
     cells = []
     for cfg, name in zip(configs, names, strict=True):
+        pairing = zoo.rows[name]
         if wanted and name not in wanted:
             continue
-        if not wanted and zoo.rows[name].kind == "unpaired":
+        if not wanted and pairing.kind == "unpaired" and not every_row:
             continue
         family = BASELINES.get(name) or (family_of(name) if name in list_methods() else "other")
+        tags = {"method": name, "family": family, "config": shown(cfg), "benchmark": benchmark}
+        quick_args = QUICK_ARGS if quick else []
+        if pairing.kind == "refines":
+            task = experiments / f"{pairing.value}__{benchmark}.yaml"
+            if not task.is_file():
+                raise ValueError(f"{name} refines for {pairing.value!r}, which has no {task} to train on refined data")
+            cells += refiner_cells(
+                name,
+                cfg,
+                task,
+                seeds,
+                out,
+                refiner_args=[*quick_args, *extra],
+                task_args=[*RUN_ARGS, *quick_args, *extra],
+                tags=tags,
+            )
+            continue
         for seed in seeds:
             cells.append(
                 Cell(
                     name=name,
                     seed=seed,
                     folder=out / name / f"seed{seed}",
-                    args=["--config", str(cfg), *RUN_ARGS, *(QUICK_ARGS if quick else []), *extra],
-                    tags={"method": name, "family": family, "config": shown(cfg), "benchmark": benchmark},
+                    args=["--config", str(cfg), *RUN_ARGS, *quick_args, *extra],
+                    tags=tags,
                 )
             )
     if methods:
@@ -121,11 +153,12 @@ def zoo_command(argv: list[str]) -> int:
         seeds = seeds[:2] if args.quick else seeds
         if len(seeds) < 2:
             raise ValueError(f"a paired difference needs at least 2 seeds, got {seeds}: give --seeds 0 1 or more")
-        cells, rows = [], dict(zoo.rows)
+        cells, rows, every = [], dict(zoo.rows), {}
         for name in args.benchmark:
-            mine = zoo_cells(
-                name, seeds, args.out / name, args.methods, args.quick, extra, folder / "experiments", zoo, zoo_path
-            )
+            common = (name, seeds, args.out / name)
+            rest = (args.quick, extra, folder / "experiments", zoo, zoo_path)
+            mine = zoo_cells(*common, args.methods, *rest)
+            every[name] = zoo_cells(*common, None, *rest, every_row=True)  # the tables show every finished run
             if args.synthetic is not None:
                 check_synthetic(args.synthetic, args.stage, get_benchmark(name).channels)
                 extra_cells, pairings = synthetic_cells(mine, args.synthetic, args.stage, args.out / name, rows)
@@ -135,6 +168,7 @@ def zoo_command(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError, DatasetError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
+    write_refined_data(cells)
     done = iter(range(1, len(cells) + 1))
 
     def report(cell: Cell, result: CellResult) -> None:
@@ -150,7 +184,13 @@ def zoo_command(argv: list[str]) -> int:
         console.print(interrupted_message(args.out))
         return 130
     for name in args.benchmark:
-        mine = [r for r in results if r.tags["benchmark"] == name]
+        ran = {c.folder for c in cells}
+        earlier = [c for c in every[name] if c.folder not in ran]
+        mine = [r for r in results if r.tags["benchmark"] == name] + finished_results(earlier)
+        if zoo.judge is not None:
+            for note in add_label_preservation(mine, cells + earlier, zoo.judge):
+                console.print(f"[yellow]label preservation:[/yellow] {note}")
+        rows.update({r.name: Pairing("reference", "refiner training") for r in mine if r.name.endswith(REFINER_SUFFIX)})
         board = leaderboard(mine, args.metric, rows)
         console.print(write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}"))
     failed = sum(r.status != "ok" for r in results)

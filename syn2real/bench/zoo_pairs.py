@@ -15,7 +15,7 @@ import yaml
 
 from syn2real.bench.runs import CellResult, mean_std
 
-KINDS = ("baseline", "same_run", "reference", "unpaired")
+KINDS = ("baseline", "same_run", "refines", "reference", "unpaired")
 
 
 @dataclass(frozen=True)
@@ -27,20 +27,31 @@ class Pairing:
 
     @property
     def paired(self) -> bool:
-        return self.kind in ("baseline", "same_run")
+        return self.kind in ("baseline", "same_run", "refines")
+
+    @property
+    def baseline_row(self) -> str | None:
+        """The row whose run of the same seed is the baseline (``baseline`` and ``refines`` pairings)."""
+        return self.value if self.kind in ("baseline", "refines") else None
 
     def label(self) -> str:
         if self.kind == "same_run":
             return f"same run, {self.value.split('/')[-1]}"
+        if self.kind == "refines":
+            return f"{self.value} on raw renders"
         return self.value
 
 
 @dataclass(frozen=True)
 class ZooConfig:
-    """``seeds`` and the :class:`Pairing` of every row, read from ``configs/bench/zoo.yaml``."""
+    """``seeds``, the :class:`Pairing` of every row and the ``judge`` row, read from ``configs/bench/zoo.yaml``.
+
+    The judge row's run of a seed (a classifier trained on real labels) measures the refiners' label preservation.
+    """
 
     seeds: tuple[int, ...]
     rows: dict[str, Pairing]
+    judge: str | None = None
 
 
 def load_zoo_config(path: Path) -> ZooConfig:
@@ -48,9 +59,9 @@ def load_zoo_config(path: Path) -> ZooConfig:
     if not path.is_file():
         raise FileNotFoundError(f"zoo config {path} not found")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"seeds", "rows"})
+    unknown = sorted(set(data) - {"seeds", "rows", "judge"})
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; use seeds and rows")
+        raise ValueError(f"{path}: unknown key(s) {unknown}; use seeds, rows and judge")
     rows: dict[str, Pairing] = {}
     for name, spec in (data.get("rows") or {}).items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
@@ -58,9 +69,12 @@ def load_zoo_config(path: Path) -> ZooConfig:
         kind, value = next(iter(spec.items()))
         rows[name] = Pairing(kind, str(value))
     for name, pairing in rows.items():
-        if pairing.kind == "baseline" and pairing.value not in rows:
+        if pairing.baseline_row is not None and pairing.value not in rows:
             raise ValueError(f"{path}: row {name!r} is paired with {pairing.value!r}, which is not a row")
-    return ZooConfig(seeds=tuple(int(s) for s in data.get("seeds", [0, 1, 2, 3, 4])), rows=rows)
+    judge = data.get("judge")
+    if judge is not None and judge not in rows:
+        raise ValueError(f"{path}: judge {judge!r} is not a row")
+    return ZooConfig(seeds=tuple(int(s) for s in data.get("seeds", [0, 1, 2, 3, 4])), rows=rows, judge=judge)
 
 
 def check_rows(config: ZooConfig, names: list[str], *, config_path: Path) -> None:
@@ -81,8 +95,8 @@ def baseline_value(
         run = results.get((row, seed))
         wanted = f"{metric.rsplit('/', 1)[0]}/{pairing.value.rsplit('/', 1)[-1]}"  # test_valsel/... likewise
         return run.metrics.get(wanted) if run is not None and run.status == "ok" else None
-    if pairing.kind == "baseline":
-        run = results.get((pairing.value, seed))
+    if pairing.baseline_row is not None:
+        run = results.get((pairing.baseline_row, seed))
         return run.metrics.get(metric) if run is not None and run.status == "ok" else None
     return None
 

@@ -11,6 +11,7 @@ from syn2real.bench.runs import CellResult, mean_std, write_runs_csv
 from syn2real.bench.zoo_pairs import Pairing, paired_difference
 
 VALSEL = "test_valsel/"
+PRESERVATION = "label_preservation/"
 
 
 def valsel_metric(metric: str) -> str:
@@ -22,8 +23,8 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
     """One row per experiment, in the zoo config's order.
 
     Each row has the final-weights and val-selected ``metric`` (mean ± std, in %), the paired baseline over the same
-    seeds and the paired difference (points), wall time and, for refiners, ``val/fd_effnet``. Failed runs are
-    counted, not averaged.
+    seeds and the paired difference (points), wall time and, for refiners, ``val/fd_effnet`` and the label
+    preservation of raw and refined renders (%). Failed runs are counted, not averaged.
     """
     rows = []
     for name in dict.fromkeys(r.name for r in results):
@@ -44,11 +45,19 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
             row[f"{key}_diff"] = paired_difference(results, name, pairing, m) if pairing.paired else None
         row["valsel_epoch"] = mean_std([r.metrics["valsel_epoch"] for r in ok if "valsel_epoch" in r.metrics])[0]
         row["wall_time_s"] = mean_std([r.wall_time_s for r in ok])[0]
+        for kind in ("raw", "refined"):
+            rates = [100 * r.metrics[f"{PRESERVATION}{kind}"] for r in ok if f"{PRESERVATION}{kind}" in r.metrics]
+            row[f"preservation_{kind}"] = mean_std(rates) if rates else None
         fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
         row["fd_effnet"], row["fd_effnet_std"] = mean_std(fd) if fd else (None, None)
         rows.append(row)
     order = list(pairings)
-    return sorted(rows, key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+
+    def place(row: dict[str, Any]) -> tuple[int, bool]:  # a refiner's training row right after the refiner's row
+        base = row["method"].split(":")[0]
+        return (order.index(base) if base in order else len(order), row["method"] != base)
+
+    return sorted(rows, key=place)
 
 
 def _pm(mean: float, std: float, signed: bool = False) -> str:
@@ -95,6 +104,19 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
         "validation accuracy, tested on the real test split: these numbers use the validation labels. Paired "
         "difference: the row minus its baseline, seed by seed (same data, seeds and steps), mean ± std over seeds.",
     ]
+    judged = [r for r in board if r.get("preservation_refined")]
+    if judged:
+        lines += [
+            "",
+            "Label preservation: the share of training renders that a classifier trained on real labels (the judge "
+            "row's run of the same seed) assigns their source label, raw and after the refiner (%, mean ± std).",
+            "",
+            "| refiner | raw renders | refined renders |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {r['method']} | {_pm(*r['preservation_raw'])} | {_pm(*r['preservation_refined'])} |" for r in judged
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,6 @@ statistics) that ``syn2real test --ckpt_path`` and ``TaskModule(init_from=...)``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -22,9 +21,7 @@ from datamodules.sources import ImageFolderSource, RealDigitsSource, Source, Syn
 from datamodules.stages import select_stages
 from syn2real.batch import collate
 from syn2real.bn_stats import bn_layers, reestimate_bn_stats
-from syn2real.specs import as_spec
-from syn2real.tasks import TaskNetworkSpec
-from syn2real.tasks.weights import load_task_state
+from syn2real.tasks.weights import load_task_checkpoint
 
 BUILTIN_POOL = "digits-real-pool"
 
@@ -67,19 +64,8 @@ def adapt_checkpoint(
     """
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt} not found")
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
-    hparams = checkpoint.get("hyper_parameters", {})
-    if "state_dict" not in checkpoint or "network" not in hparams:
-        raise ValueError(f"{ckpt} is not a syn2real task checkpoint (no state_dict / no `network` hyperparameter)")
-    spec = as_spec(TaskNetworkSpec, hparams["network"])
-    network = dataclasses.replace(spec, pretrained=None).build()  # the checkpoint's weights replace any
-    prefix = load_task_state(network, checkpoint["state_dict"])
-    if prefix is None:
-        raise ValueError(
-            f"{ckpt} holds no plain task network to adapt (DSBN/DSON keep per-domain statistics of their own)"
-        )
+    loaded = load_task_checkpoint(ckpt)
+    network, spec, prefix, checkpoint = loaded.network, loaded.spec, loaded.prefix, loaded.checkpoint
     if not bn_layers(network):
         raise ValueError(f"the network in {ckpt} ({spec.arch}) has no BatchNorm layers: nothing to adapt")
     dataset = _source_for(data, spec.in_channels, size).load()

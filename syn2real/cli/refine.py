@@ -26,6 +26,12 @@ def refine_command(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--judge",
+        type=Path,
+        help="a task checkpoint trained on real labels (e.g. the target oracle): report the share of raw and of "
+        "refined images it assigns their source label (label preservation)",
+    )
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
@@ -37,6 +43,7 @@ def refine_command(argv: list[str]) -> int:
             batch_size=args.batch_size,
             device=args.device,
             overwrite=args.overwrite,
+            judge=args.judge,
             console=console,
         )
     except (DatasetError, FileNotFoundError, ValueError) as err:
@@ -46,4 +53,10 @@ def refine_command(argv: list[str]) -> int:
         f"refined {result['images']} images in {result['seconds']:.1f} s "
         f"({result['images_per_s']:.0f} images/s) -> {result['out']}"
     )
+    if "label_preservation" in result:
+        kept = result["label_preservation"]
+        console.print(
+            f"label preservation (judge {args.judge}): raw {100 * kept['raw']:.1f}%, "
+            f"refined {100 * kept['refined']:.1f}%"
+        )
     return 0

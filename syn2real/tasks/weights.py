@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,3 +60,48 @@ def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
             "it trained with the same arch / num_classes / in_channels?"
         )
     return prefix
+
+
+@dataclass
+class TaskCheckpoint:
+    """A task network rebuilt from a syn2real checkpoint.
+
+    Attributes:
+        network: the network with the checkpoint's weights.
+        spec: its :class:`~syn2real.tasks.networks.TaskNetworkSpec`.
+        prefix: where in the state dict its weights were.
+        checkpoint: the loaded checkpoint dictionary.
+    """
+
+    network: nn.Module
+    spec: Any
+    prefix: str
+    checkpoint: dict[str, Any]
+
+
+def load_task_checkpoint(path: Path) -> TaskCheckpoint:
+    """Rebuild the task network of a syn2real checkpoint (its ``network`` hyperparameter) with its trained weights.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a syn2real task checkpoint, or no plain task network in it (DSBN/DSON keep per-domain
+            statistics of their own).
+    """
+    from syn2real.specs import as_spec
+    from syn2real.tasks.networks import TaskNetworkSpec
+
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if "state_dict" not in checkpoint or "network" not in hparams:
+        raise ValueError(f"{path} is not a syn2real task checkpoint (no state_dict / no `network` hyperparameter)")
+    spec = as_spec(TaskNetworkSpec, hparams["network"])
+    network = dataclasses.replace(spec, pretrained=None).build()  # the checkpoint's weights replace any
+    prefix = load_task_state(network, checkpoint["state_dict"])
+    if prefix is None:
+        raise ValueError(
+            f"{path} holds no plain task network (DSBN/DSON keep per-domain statistics of their own): use a "
+            "checkpoint of a task method such as source_only, target_oracle or DANN"
+        )
+    return TaskCheckpoint(network=network, spec=spec, prefix=prefix, checkpoint=checkpoint)

@@ -1,0 +1,142 @@
+"""Refiners in ``syn2real bench zoo``: judged by the task model they train, paired with the same model on raw renders.
+
+A row ``<refiner>: {refines: <task row>}`` in ``configs/bench/zoo.yaml`` runs, per seed:
+
+1. ``<refiner>:refiner`` — the refiner's own experiment (``<refiner>__<benchmark>.yaml``), folder
+   ``<refiner>/refiner/seed<s>``;
+2. ``<refiner>`` — the task row's experiment with each of its training sources wrapped in
+   :class:`~syn2real.refined_source.RefinedSource` (that seed's refiner checkpoint), folder ``<refiner>/seed<s>``.
+
+Step 2 trains on exactly the renders the task row trains on, refined, with the same seed, steps and recipe, so the
+paired difference is the refiner's effect on the real test. Afterwards the *judge* row's run of the same seed (the
+target oracle: trained on real labels) measures label preservation on those renders, raw and refined
+(:mod:`syn2real.label_preservation`); the result is kept in ``label_preservation.json`` beside the task run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syn2real.bench.runs import Cell, CellResult
+from syn2real.bench.synthetic import experiment_data
+
+REFINER_SUFFIX = ":refiner"
+PRESERVATION = "label_preservation.json"
+
+
+def refined_data(task_experiment: Path, checkpoint: Path) -> dict[str, Any]:
+    """The task experiment's data block with every training source seen through the refiner of ``checkpoint``."""
+    data = experiment_data(task_experiment)
+    init = data.get("init_args") or {}
+    train = init.get("train")
+    if train is None:
+        raise ValueError(f"{task_experiment}: its data has no `train` sources for a refiner to refine")
+    wrap = lambda node: {  # noqa: E731
+        "class_path": "syn2real.refined_source.RefinedSource",
+        "init_args": {"source": node, "checkpoint": str(checkpoint.resolve())},
+    }
+    train = [wrap(node) for node in train] if isinstance(train, list) else wrap(train)
+    return {**data, "init_args": {**init, "train": train}}
+
+
+def refiner_cells(
+    name: str,
+    refiner_experiment: Path,
+    task_experiment: Path,
+    seeds: list[int],
+    out: Path,
+    *,
+    refiner_args: list[str],
+    task_args: list[str],
+    tags: dict[str, Any],
+) -> list[Cell]:
+    """Per seed: the refiner's training cell, then the task cell on its refined data (which ``needs`` it).
+
+    The task cell's data config is written by :func:`write_refined_data` before it runs.
+    """
+    cells = []
+    for seed in seeds:
+        refiner = Cell(
+            name=name + REFINER_SUFFIX,
+            seed=seed,
+            folder=out / name / "refiner" / f"seed{seed}",
+            args=["--config", str(refiner_experiment), *refiner_args],
+            tags={**tags, "method": name + REFINER_SUFFIX},
+        )
+        data = out / name / "refined_data" / f"seed{seed}.yaml"
+        checkpoint = refiner.folder / "checkpoints" / "last.ckpt"
+        task = Cell(
+            name=name,
+            seed=seed,
+            folder=out / name / f"seed{seed}",
+            args=["--config", str(task_experiment), "--data", str(data), *task_args],
+            tags={
+                **tags,
+                "refiner_checkpoint": str(checkpoint),
+                "task_experiment": str(task_experiment),
+                "refined_data": str(data),
+            },
+            needs=refiner.folder,
+        )
+        cells += [refiner, task]
+    return cells
+
+
+def write_refined_data(cells: list[Cell]) -> None:
+    """Write the refined-data config of every refiner task cell in ``cells``."""
+    for cell in cells:
+        if "refined_data" in cell.tags:
+            data, task = Path(cell.tags["refined_data"]), Path(cell.tags["task_experiment"])
+            checkpoint = Path(cell.tags["refiner_checkpoint"])
+            data.parent.mkdir(parents=True, exist_ok=True)
+            data.write_text(
+                f"# {task.name}'s data, training sources refined by {checkpoint}\n"
+                + yaml.safe_dump(refined_data(task, checkpoint), sort_keys=False)
+            )
+
+
+def add_label_preservation(results: list[CellResult], cells: list[Cell], judge_row: str) -> list[str]:
+    """Add ``label_preservation/raw`` and ``/refined`` to every finished refiner task run whose judge run finished.
+
+    The judge is ``judge_row``'s run of the same seed. A measured value is kept in the run folder and reused.
+    Returns a note for every run that could not be judged.
+    """
+    from syn2real.label_preservation import measure_label_preservation
+
+    by_key = {(c.name, c.seed): c for c in cells}
+    ok = {(r.name, r.seed) for r in results if r.status == "ok"}
+    notes = []
+    for result in results:
+        cell = by_key.get((result.name, result.seed))
+        if result.status != "ok" or cell is None or "refiner_checkpoint" not in cell.tags:
+            continue
+        cached = cell.folder / PRESERVATION
+        if not cached.is_file():
+            if (judge_row, result.seed) not in ok:
+                notes.append(f"{result.name} seed {result.seed}: no finished {judge_row} run to judge labels")
+                continue
+            judge = by_key[(judge_row, result.seed)].folder / "checkpoints" / "last.ckpt"
+            source = training_source(Path(cell.tags["task_experiment"]))
+            rates = measure_label_preservation(Path(cell.tags["refiner_checkpoint"]), judge, source)
+            cached.write_text(json.dumps({**rates, "judge": str(judge)}, indent=2))
+        rates = json.loads(cached.read_text())
+        result.metrics["label_preservation/raw"] = rates["raw"]
+        result.metrics["label_preservation/refined"] = rates["refined"]
+    return notes
+
+
+def training_source(task_experiment: Path) -> Any:
+    """The (first) training source of an experiment, built from its config as LightningCLI would build it."""
+    from jsonargparse import ArgumentParser
+
+    from datamodules.sources import Source
+
+    train = (experiment_data(task_experiment).get("init_args") or {}).get("train")
+    node = train[0] if isinstance(train, list) else train
+    parser = ArgumentParser()
+    parser.add_argument("--source", type=Source)
+    return parser.instantiate_classes(parser.parse_object({"source": node})).source

@@ -1,0 +1,75 @@
+"""Label preservation of a refiner: does a refined image still show its source label?
+
+A *judge* (a frozen classifier trained on real labels, e.g. the target oracle) classifies every raw render and its
+refined version; the label-preservation rate is the fraction it assigns the source label. The raw renders' rate is
+the reference: a refiner that keeps labels and moves images towards the real domain raises it (the judge knows real
+images better), one that changes content (a 3 refined into an 8) lowers it. Used by ``syn2real refine --judge`` and
+by the refiners' rows of ``syn2real bench zoo`` (judge: the target oracle of the same seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from datamodules.sources import Source
+from syn2real.batch import collate
+from syn2real.tasks.weights import load_task_checkpoint
+
+
+def load_judge(path: Path) -> nn.Module:
+    """The frozen classifier of a syn2real task checkpoint, in eval mode (raises like ``load_task_checkpoint``)."""
+    loaded = load_task_checkpoint(path)
+    if loaded.spec.task != "classification":
+        raise ValueError(f"{path} is a {loaded.spec.task} network; a label-preservation judge must be a classifier")
+    judge = loaded.network.eval()
+    judge.requires_grad_(False)
+    return judge
+
+
+@dataclass
+class LabelPreservation:
+    """Counts of raw and refined images that the judge assigns their source label.
+
+    ``update`` takes raw images, their refined versions (both ``B×C×H×W`` in [0, 1]) and the source labels;
+    ``rates`` returns ``{"raw": ..., "refined": ..., "images": n}``.
+    """
+
+    judge: nn.Module
+    raw_hits: int = 0
+    refined_hits: int = 0
+    images: int = 0
+
+    @torch.no_grad()
+    def update(self, raw: Tensor, refined: Tensor, labels: Tensor) -> None:
+        if labels.ndim != 1:
+            raise ValueError("label preservation is defined for classification labels (one label per image)")
+        device = next(self.judge.parameters()).device
+        labels = labels.to(device)
+        self.raw_hits += int((self.judge(raw.to(device)).argmax(1) == labels).sum())
+        self.refined_hits += int((self.judge(refined.to(device)).argmax(1) == labels).sum())
+        self.images += len(labels)
+
+    def rates(self) -> dict[str, float]:
+        if self.images == 0:
+            raise ValueError("label preservation: no labeled images were judged")
+        return {"raw": self.raw_hits / self.images, "refined": self.refined_hits / self.images, "images": self.images}
+
+
+def measure_label_preservation(
+    refiner_checkpoint: Path, judge_checkpoint: Path, source: Source, *, batch_size: int = 256
+) -> dict[str, float]:
+    """Label-preservation rates of ``source``'s labeled images, raw and through the refiner of a checkpoint."""
+    from syn2real.export import load_refiner
+
+    refiner, _ = load_refiner(refiner_checkpoint)
+    meter = LabelPreservation(load_judge(judge_checkpoint))
+    for batch in DataLoader(source.load(), batch_size=batch_size, shuffle=False, collate_fn=collate):
+        if batch.labels is None:
+            raise ValueError(f"{type(source).__name__} has no labels: label preservation needs the source labels")
+        meter.update(batch.images, refiner.refine(batch.images), batch.labels)
+    return meter.rates()

@@ -1,0 +1,80 @@
+"""Train on refined data without exporting it: a data source seen through a trained refiner.
+
+``syn2real.refined_source.RefinedSource`` wraps any source (the simulator's renders, a syn2real dataset): at load
+every image goes once through the refiner of a checkpoint (its EMA generator if it has one, eval mode); labels,
+masks, depth, ids and domain are kept. The task model then trains on exactly the renders its raw-data baseline
+trains on, refined — the pairing ``syn2real bench zoo`` uses for refiners. ``syn2real refine`` is the same
+refinement written to disk as a dataset.
+
+    data:
+      class_path: datamodules.TaskDataModule
+      init_args:
+        train:
+          - class_path: syn2real.refined_source.RefinedSource
+            init_args:
+              checkpoint: runs/cyclegan__digits/version_0/checkpoints/last.ckpt
+              source: {class_path: datamodules.DigitsSimulatorSource, init_args: {num_samples: 10000, seed: 0}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules.sources import SampleTensorDataset, Source
+from syn2real.batch import collate
+
+
+class RefinedSource(Source):
+    """``source`` with every image refined by the refiner in ``checkpoint``.
+
+    Args:
+        source: the data to refine.
+        checkpoint: a refiner checkpoint (CycleGAN, SimGAN, ...) as written while training it.
+        batch_size: images per refiner forward pass.
+        device: where the refiner runs while loading.
+    """
+
+    def __init__(self, *, source: Source, checkpoint: str, batch_size: int = 256, device: str = "cpu") -> None:
+        self.source, self.checkpoint, self.batch_size, self.device = source, checkpoint, batch_size, device
+
+    def load(self, transform: Any = None) -> SampleTensorDataset:
+        from syn2real.export import load_refiner
+
+        ckpt = Path(self.checkpoint)
+        refiner, record = load_refiner(ckpt, self.device)
+        dataset = self.source.load()
+        parts: dict[str, list[Any]] = {"images": [], "labels": [], "masks": [], "depth": [], "domains": [], "ids": []}
+        for batch in DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate):
+            self._check(batch.images, record, ckpt)
+            parts["images"].append(refiner.refine(batch.images.to(self.device)).cpu())
+            for key in ("labels", "masks", "depth", "domains"):
+                parts[key].append(getattr(batch, key))
+            parts["ids"] += batch.ids
+        domains = torch.cat(parts["domains"]).unique()
+        if len(domains) != 1:
+            raise ValueError(f"{type(self.source).__name__} mixes domains {domains.tolist()}: refine one at a time")
+        cat = lambda key: None if parts[key][0] is None else torch.cat(parts[key])  # noqa: E731
+        return SampleTensorDataset(
+            torch.cat(parts["images"]),
+            labels=cat("labels"),
+            masks=cat("masks"),
+            depth=cat("depth"),
+            domain=int(domains[0]),
+            ids=parts["ids"],
+            transform=transform,
+        )
+
+    def _check(self, images: torch.Tensor, record: dict[str, Any], ckpt: Path) -> None:
+        """The source must give images of the channels and size the refiner was trained on."""
+        size = tuple(record.get("size") or ())
+        size = size if size and size != (0, 0) else tuple(images.shape[-2:])  # size not recorded: any
+        if images.shape[1] != record["channels"] or tuple(images.shape[-2:]) != size:
+            raise ValueError(
+                f"{ckpt}: the refiner was trained on {record['channels']}-channel {size[0]}×{size[1]} images, the "
+                f"source {type(self.source).__name__} gives {images.shape[1]}-channel "
+                f"{images.shape[-2]}×{images.shape[-1]} images: refine data of the kind the refiner was trained on"
+            )

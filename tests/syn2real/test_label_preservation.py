@@ -1,0 +1,137 @@
+"""Label preservation (judge agreement with source labels) and training on refined data without exporting it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
+from datamodules.errors import DatasetError
+from datamodules.format import DatasetInfo
+from datamodules.simulator import DigitsSimulatorConfig
+from datamodules.sources import DigitsSimulatorSource
+from datamodules.writer import DatasetWriter
+from refinement.cyclegan import CycleGAN
+from syn2real.batch import Sample
+from syn2real.cli import main
+from syn2real.export import load_refiner, refine_dataset
+from syn2real.label_preservation import LabelPreservation, load_judge, measure_label_preservation
+from syn2real.refined_source import RefinedSource
+from syn2real.tasks import TaskModule, TaskNetworkSpec
+from tests.conftest import make_samples, write_dataset
+
+
+class Brightness(nn.Module):
+    """A judge that predicts the class whose level (0, 0.5, 1 for classes 0, 1, 2) is nearest the image mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels = nn.Parameter(torch.tensor([0.0, 0.5, 1.0]), requires_grad=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return -((images.mean((1, 2, 3))[:, None] - self.levels) ** 2)
+
+
+def _images(means: list[float]) -> Tensor:
+    return torch.tensor(means).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).clone()
+
+
+def test_label_preservation_is_the_share_the_judge_gives_the_source_label() -> None:
+    meter = LabelPreservation(Brightness())
+    labels = torch.tensor([0, 1, 2, 0])
+    # raw predictions 0, 1, 2, 2 (3 of 4 right); refined 1, 0, 0, 0 (1 of 4 right: the last)
+    meter.update(_images([0.0, 0.5, 1.0, 1.0]), _images([0.5, 0.0, 0.0, 0.0]), labels)
+    assert meter.rates() == {"raw": 0.75, "refined": 0.25, "images": 4}
+    meter.update(_images([0.5]), _images([0.5]), torch.tensor([1]))  # accumulates over batches
+    assert meter.rates() == {"raw": 4 / 5, "refined": 2 / 5, "images": 5}
+    with pytest.raises(ValueError, match="one label per image"):
+        meter.update(_images([0.0]), _images([0.0]), torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="no labeled images"):
+        LabelPreservation(Brightness()).rates()
+
+
+def _fit(model: pl.LightningModule, data: pl.LightningDataModule, path: Path) -> Path:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=path.parent,
+    )
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 32×32 grey refiner and a 10-class judge, 2 training steps each."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    refiner = CycleGAN(in_channels=1, base_channels=4, num_blocks=1, disc_base_channels=4, disc_layers=1, pool_size=2)
+    judge = TaskModule(network=TaskNetworkSpec(width=4, num_classes=10))
+    return (
+        _fit(refiner, RandomDomainPairDataModule(size=32, batch_size=2), folder / "refiner.ckpt"),
+        _fit(judge, RandomDataModule(num_classes=10, size=32, batch_size=4), folder / "judge.ckpt"),
+    )
+
+
+def test_refined_source_refines_every_image_and_keeps_the_rest(checkpoints: tuple[Path, Path]) -> None:
+    refiner_ckpt, _ = checkpoints
+    source = DigitsSimulatorSource(num_samples=6, seed=3)
+    raw = source.load()
+    refined = RefinedSource(source=source, checkpoint=str(refiner_ckpt), batch_size=4).load()
+    refiner, _ = load_refiner(refiner_ckpt)
+    expected = refiner.refine(torch.stack([raw[i].image for i in range(6)]))
+    assert len(refined) == 6
+    for i in range(6):
+        a, b = raw[i], refined[i]
+        assert b.id == a.id and int(b.label) == int(a.label) and b.domain == a.domain
+        assert torch.equal(b.mask, a.mask) and torch.equal(b.depth, a.depth)
+        assert torch.allclose(b.image, expected[i], atol=1e-6) and not torch.equal(b.image, a.image)
+    colour = RefinedSource(
+        source=DigitsSimulatorSource(num_samples=2, config=DigitsSimulatorConfig(channels=3)),
+        checkpoint=str(refiner_ckpt),
+    )
+    with pytest.raises(ValueError, match=r"trained on 1-channel 32×32 images.*gives 3-channel 32×32"):
+        colour.load()
+
+
+def test_measured_label_preservation_matches_the_judge_on_raw_and_refined(checkpoints: tuple[Path, Path]) -> None:
+    refiner_ckpt, judge_ckpt = checkpoints
+    source = DigitsSimulatorSource(num_samples=20, seed=1)
+    rates = measure_label_preservation(refiner_ckpt, judge_ckpt, source, batch_size=8)
+    raw = source.load()
+    images, labels = torch.stack([raw[i].image for i in range(20)]), torch.stack([raw[i].label for i in range(20)])
+    judge, (refiner, _) = load_judge(judge_ckpt), load_refiner(refiner_ckpt)
+    with torch.no_grad():
+        assert rates["raw"] == int((judge(images).argmax(1) == labels).sum()) / 20
+        assert rates["refined"] == int((judge(refiner.refine(images)).argmax(1) == labels).sum()) / 20
+    assert rates["images"] == 20
+    with pytest.raises(ValueError, match="not a syn2real task checkpoint"):
+        load_judge(refiner_ckpt)
+
+
+def test_refine_with_a_judge_records_label_preservation(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    refiner_ckpt, judge_ckpt = checkpoints
+    data = write_dataset(tmp_path / "d", make_samples(6, size=32, num_classes=10), size=32, classes=list("0123456789"))
+    args = ["refine", "--ckpt", str(refiner_ckpt), "--data", str(data), "--judge", str(judge_ckpt)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 0
+    kept = json.loads((tmp_path / "r" / "dataset.json").read_text())["producer"]["label_preservation"]
+    assert kept["images"] == 6 and kept["judge"] == str(judge_ckpt.resolve())
+    assert 0 <= kept["raw"] <= 1 and 0 <= kept["refined"] <= 1
+    info = DatasetInfo(task="segmentation", classes=["bg", "fg"], channels=1, size=(32, 32), producer={"name": "t"})
+    with DatasetWriter(tmp_path / "seg", info) as writer:
+        writer.add(Sample(image=torch.rand(1, 32, 32), label=torch.zeros(32, 32, dtype=torch.long), id="a"))
+    with pytest.raises(DatasetError, match="not a classification dataset"):
+        refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "r2", judge=judge_ckpt)
+    assert not (tmp_path / "r2").exists()
