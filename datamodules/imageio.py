@@ -1,6 +1,6 @@
 """Reading and writing images, masks and depth maps as the syn2real format stores them.
 
-Images and masks are PNG (8-bit grey or RGB), segmentation label maps are 8-bit PNG, depth maps are ``.npy`` float32.
+Images and masks are PNG (8-bit grey or RGB; 16-bit grey images are read scaled to [0, 1]), segmentation label maps are 8-bit PNG, depth maps are ``.npy`` float32.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def read_image(path: Path, channels: int) -> Tensor:
     """Image file -> ``C×H×W`` float32 in [0, 1] with ``channels`` channels (1 = grey, 3 = RGB)."""
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit grey: scaled to [0, 1], not clipped to 8 bits
+                wide = torch.from_numpy(np.asarray(im, dtype=np.float32) / 65535.0).clamp_(0, 1)
+                return wide.unsqueeze(0).expand(channels, -1, -1).clone()
             im = im.convert("L" if channels == 1 else "RGB")
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:

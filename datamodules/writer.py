@@ -1,13 +1,23 @@
-"""Writing syn2real datasets: streaming, atomic (temporary folder + rename), never over existing data unless told."""
+"""Writing syn2real datasets: streaming, atomic (temporary folder + rename), never over existing data unless told.
+
+A dataset streams into a hidden sibling ``.<name>.partial-*`` folder that is renamed to ``<name>`` when the writer
+closes. An exception, Ctrl-C or SIGTERM (what ``timeout``, schedulers and container stops send) removes it; a
+partial folder left by a killed process (SIGKILL, power loss) is removed by the next writer of the same ``<name>``
+once its process is gone. ``--overwrite`` replaces only a syn2real dataset (a folder with ``dataset.json``), never
+any other folder. Written folders get the permissions the umask gives a new folder.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from datamodules.errors import DatasetError
@@ -15,13 +25,60 @@ from datamodules.format import COLUMNS, DatasetInfo
 from datamodules.imageio import write_depth, write_image, write_label_map, write_mask
 from syn2real.batch import Sample
 
+PID_FILE = ".writer.pid"
+
 
 def prepare_output(out: Path, *, overwrite: bool) -> None:
-    """Refuse a non-empty output folder unless ``overwrite`` (checked before any work starts)."""
+    """Refuse a non-empty output folder unless ``overwrite`` and it holds a syn2real dataset.
+
+    Checked before any work starts, and again when a writer closes.
+    """
     if out.exists() and not out.is_dir():
         raise DatasetError(out, "exists and is not a folder", "choose another --out path")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DatasetError(out, "exists and is not empty", "choose another --out path or pass --overwrite")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise DatasetError(out, "exists and is not empty", "choose another --out path or pass --overwrite")
+        if not (out / "dataset.json").is_file():
+            raise DatasetError(
+                out,
+                "is not a syn2real dataset (no dataset.json), so --overwrite will not replace it",
+                "choose another --out path, or empty the folder yourself if its contents can go",
+            )
+
+
+def folder_mode() -> int:
+    """The permission bits a new folder gets under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove the ``.<name>.partial-*`` folders next to ``out`` whose writing process no longer runs."""
+    removed = []
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        try:
+            pid = int((partial / PID_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being created: leave it
+        if not _alive(pid):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the writer's __exit__, which removes its partial folder
 
 
 class DatasetWriter:
@@ -57,7 +114,13 @@ class DatasetWriter:
 
     def __enter__(self) -> DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.out)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        self._tmp.chmod(folder_mode())
+        (self._tmp / PID_FILE).write_text(str(os.getpid()))
+        self._sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate)
         for sub in ("images", "masks", "depth", "labels"):
             (self._tmp / sub).mkdir()
         self._file = (self._tmp / "samples.csv").open("w", newline="")
@@ -117,9 +180,12 @@ class DatasetWriter:
     ) -> None:
         assert self._tmp is not None
         self._file.close()
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
         if exc_type is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             return
+        (self._tmp / PID_FILE).unlink()
         self.info.num_samples = self._count
         (self._tmp / "dataset.json").write_text(json.dumps(self.info.to_json(), indent=2) + "\n")
         old = None

@@ -83,15 +83,24 @@ def refine_dataset(
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
     """
+    inside = [p.resolve() for p in (data, *select_stages(data, stage))]
+    if any(p == out.resolve() or out.resolve() in p.parents for p in inside):
+        raise DatasetError(out, "is the dataset being refined (or holds it)", "write the refined dataset elsewhere")
     prepare_output(out, overwrite=overwrite)
     model, record = load_refiner(ckpt, device)
-    meter = LabelPreservation(load_judge(judge).to(device)) if judge is not None else None
     source = select_stages(data, stage)[0]
     dataset = Syn2RealDataset(source)
     check_compatible(record, dataset.info, source)
-    if meter is not None and dataset.info.task != "classification":
-        raise DatasetError(
-            source, "is not a classification dataset: label preservation needs one label per image", "drop --judge"
+    meter = None
+    if judge is not None:
+        if dataset.info.task != "classification" or not dataset.info.labels:
+            raise DatasetError(
+                source,
+                "is not a labeled classification dataset: label preservation needs a label per image",
+                "drop --judge",
+            )
+        meter = LabelPreservation(
+            load_judge(judge, channels=dataset.info.channels, num_classes=len(dataset.info.classes)).to(device)
         )
     info = dataclasses.replace(
         dataset.info,
@@ -116,8 +125,6 @@ def refine_dataset(
         for batch in loader:
             refined = model.refine(batch.images.to(device)).cpu()
             if meter is not None:
-                if batch.labels is None:
-                    raise DatasetError(source, "has no labels to judge", "refine without --judge")
                 meter.update(batch.images, refined, batch.labels)
             for k, sid in enumerate(batch.ids):
                 writer.add(

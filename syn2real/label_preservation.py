@@ -21,11 +21,25 @@ from syn2real.batch import collate
 from syn2real.tasks.weights import load_task_checkpoint
 
 
-def load_judge(path: Path) -> nn.Module:
-    """The frozen classifier of a syn2real task checkpoint, in eval mode (raises like ``load_task_checkpoint``)."""
+def load_judge(path: Path, *, channels: int | None = None, num_classes: int | None = None) -> nn.Module:
+    """The frozen classifier of a syn2real task checkpoint, in eval mode.
+
+    With ``channels`` / ``num_classes`` (the data's), a judge built for other data is refused.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a task classifier checkpoint, or one for other data.
+    """
     loaded = load_task_checkpoint(path)
-    if loaded.spec.task != "classification":
-        raise ValueError(f"{path} is a {loaded.spec.task} network; a label-preservation judge must be a classifier")
+    spec = loaded.spec
+    if spec.task != "classification":
+        raise ValueError(f"{path} is a {spec.task} network; a label-preservation judge must be a classifier")
+    for what, theirs, ours in (("channels", spec.in_channels, channels), ("classes", spec.num_classes, num_classes)):
+        if ours is not None and theirs != ours:
+            raise ValueError(
+                f"{path}: the judge takes {theirs} {what}, the data has {ours}: judge with a classifier trained on "
+                "real data of this kind (e.g. the target oracle of the same benchmark)"
+            )
     judge = loaded.network.eval()
     judge.requires_grad_(False)
     return judge
@@ -65,11 +79,18 @@ def measure_label_preservation(
 ) -> dict[str, float]:
     """Label-preservation rates of ``source``'s labeled images, raw and through the refiner of a checkpoint."""
     from syn2real.export import load_refiner
+    from syn2real.refined_source import check_refiner_input
 
-    refiner, _ = load_refiner(refiner_checkpoint)
-    meter = LabelPreservation(load_judge(judge_checkpoint))
-    for batch in DataLoader(source.load(), batch_size=batch_size, shuffle=False, collate_fn=collate):
+    refiner, record = load_refiner(refiner_checkpoint)
+    dataset = source.load()
+    meter: LabelPreservation | None = None
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
         if batch.labels is None:
             raise ValueError(f"{type(source).__name__} has no labels: label preservation needs the source labels")
+        check_refiner_input(batch.images, record, refiner_checkpoint, source)
+        if meter is None:
+            meter = LabelPreservation(load_judge(judge_checkpoint, channels=batch.images.shape[1]))
         meter.update(batch.images, refiner.refine(batch.images), batch.labels)
+    if meter is None:
+        raise ValueError(f"{type(source).__name__} is empty: no images to judge")
     return meter.rates()

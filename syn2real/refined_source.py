@@ -49,7 +49,7 @@ class RefinedSource(Source):
         dataset = self.source.load()
         parts: dict[str, list[Any]] = {"images": [], "labels": [], "masks": [], "depth": [], "domains": [], "ids": []}
         for batch in DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate):
-            self._check(batch.images, record, ckpt)
+            check_refiner_input(batch.images, record, ckpt, self.source)
             parts["images"].append(refiner.refine(batch.images.to(self.device)).cpu())
             for key in ("labels", "masks", "depth", "domains"):
                 parts[key].append(getattr(batch, key))
@@ -68,13 +68,14 @@ class RefinedSource(Source):
             transform=transform,
         )
 
-    def _check(self, images: torch.Tensor, record: dict[str, Any], ckpt: Path) -> None:
-        """The source must give images of the channels and size the refiner was trained on."""
-        size = tuple(record.get("size") or ())
-        size = size if size and size != (0, 0) else tuple(images.shape[-2:])  # size not recorded: any
-        if images.shape[1] != record["channels"] or tuple(images.shape[-2:]) != size:
-            raise ValueError(
-                f"{ckpt}: the refiner was trained on {record['channels']}-channel {size[0]}×{size[1]} images, the "
-                f"source {type(self.source).__name__} gives {images.shape[1]}-channel "
-                f"{images.shape[-2]}×{images.shape[-1]} images: refine data of the kind the refiner was trained on"
-            )
+
+def check_refiner_input(images: torch.Tensor, record: dict[str, Any], ckpt: Path, source: Source) -> None:
+    """``source``'s images must have the channels and size the refiner of ``ckpt`` (its ``record``) was trained on."""
+    size = tuple(record.get("size") or ())
+    size = size if size and size != (0, 0) else tuple(images.shape[-2:])  # size not recorded: any
+    if images.shape[1] != record["channels"] or tuple(images.shape[-2:]) != size:
+        raise ValueError(
+            f"{ckpt}: the refiner was trained on {record['channels']}-channel {size[0]}×{size[1]} images, the "
+            f"source {type(source).__name__} gives {images.shape[1]}-channel "
+            f"{images.shape[-2]}×{images.shape[-1]} images: refine data of the kind the refiner was trained on"
+        )

@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,10 @@ def logger_args(cell: Cell) -> list[str]:
 def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> CellResult:
     """Run (or reuse) one cell in a subprocess (with ``threads`` intra-op threads if given); never raises."""
     done = cell.folder / "results.json"
+    if done.is_file() and _outdated(cell):  # its input (a refiner) was retrained: set the old run aside, run again
+        stale = cell.folder.with_name(cell.folder.name + ".stale")
+        shutil.rmtree(stale, ignore_errors=True)
+        cell.folder.rename(stale)
     if done.is_file():
         return _finished(cell, done, reused=True, wall=0.0)
     cell.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +99,13 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
             log(f"[red]failed[/red] {cell.name} seed {cell.seed}: {tail.splitlines()[-1] if tail else proc.returncode}")
         return _failed(cell, tail, wall)
     return _finished(cell, done, reused=False, wall=wall)
+
+
+def _outdated(cell: Cell) -> bool:
+    """Whether the cell this one ``needs`` finished after this one did (so this result used an older input)."""
+    if cell.needs is None or not (cell.needs / "results.json").is_file():
+        return False
+    return (cell.needs / "results.json").stat().st_mtime_ns > (cell.folder / "results.json").stat().st_mtime_ns
 
 
 def _needs(cells: Sequence[Cell]) -> dict[int, int]:

@@ -88,13 +88,14 @@ def synthetic_cells(
     """
     new, pairings, derived = [], {}, {}
     for cell in cells:
-        if cell.needs is not None:  # trains on another cell's output (a refiner's): no simulator data of its own
+        pairing = rows.get(cell.name, Pairing("unpaired", ""))
+        if pairing.kind in ("unpaired", "refines"):  # refiner rows: the refiner's renders are not the task's data
             continue
         cfg = Path(cell.args[cell.args.index("--config") + 1])
         if cell.name not in derived:
             derived[cell.name] = synthetic_data_config(cfg, run, stage, out / "synthetic" / f"{cell.name}.data.yaml")
         data = derived[cell.name]
-        if data is None or rows.get(cell.name, Pairing("unpaired", "")).kind == "unpaired":
+        if data is None:
             continue
         name = f"{cell.name}@{stage}"
         pairings[name] = Pairing("baseline", cell.name)

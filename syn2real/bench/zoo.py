@@ -26,7 +26,7 @@ from syn2real.bench.runs import (
 )
 from syn2real.bench.synthetic import check_synthetic, synthetic_cells
 from syn2real.bench.zoo_pairs import Pairing, ZooConfig, check_rows, load_zoo_config
-from syn2real.bench.zoo_refiners import REFINER_SUFFIX, add_label_preservation, refiner_cells, write_refined_data
+from syn2real.bench.zoo_refiners import REFINER_SUFFIX, add_label_preservation, refiner_cells
 from syn2real.bench.zoo_report import leaderboard, write_tables
 from syn2real.cli.configs import configs_dir, shown
 from syn2real.cli.methods import import_methods
@@ -53,9 +53,9 @@ def zoo_cells(
     """One cell per (experiment config ``<name>__<benchmark>.yaml`` in the ``experiments`` folder, seed).
 
     Every experiment must have a pairing in ``zoo`` (read from ``zoo_path``; refused otherwise, before any run);
-    ``unpaired`` rows are left out unless named in ``methods`` (or ``every_row``), and a named row brings its
-    baseline along (a refiner also its judge). A ``refines`` row gives two cells per seed
-    (:mod:`syn2real.bench.zoo_refiners`).
+    ``unpaired`` rows are left out unless named in ``methods`` (or ``every_row``: all rows, to collect finished
+    runs; nothing is written), and a named row brings its baseline along (a refiner also its judge). A ``refines``
+    row gives two cells per seed (:mod:`syn2real.bench.zoo_refiners`).
     """
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
@@ -80,7 +80,10 @@ def zoo_cells(
         if pairing.kind == "refines":
             task = experiments / f"{pairing.value}__{benchmark}.yaml"
             if not task.is_file():
-                raise ValueError(f"{name} refines for {pairing.value!r}, which has no {task} to train on refined data")
+                raise ValueError(
+                    f"{zoo_path}: row {name!r} refines {pairing.value!r}, but {task} is missing: add that experiment "
+                    "or change the row"
+                )
             cells += refiner_cells(
                 name,
                 cfg,
@@ -90,6 +93,7 @@ def zoo_cells(
                 refiner_args=[*quick_args, *extra],
                 task_args=[*RUN_ARGS, *quick_args, *extra],
                 tags=tags,
+                write=not every_row,
             )
             continue
         for seed in seeds:
@@ -107,6 +111,41 @@ def zoo_cells(
         if unknown:
             raise ValueError(f"no experiment config for {unknown} on {benchmark!r}")
     return cells
+
+
+def seeds_in(out: Path) -> set[int]:
+    """The seeds of the runs already under a benchmark's folder (``<row>/seed<N>``, ``<row>/refiner/seed<N>``)."""
+    folders = [*out.glob("*/seed*"), *out.glob("*/refiner/seed*")]
+    return {int(f.name[4:]) for f in folders if f.name[4:].isdigit()}
+
+
+def benchmark_tables(
+    name: str,
+    cells: list[Cell],
+    results: list[CellResult],
+    every: list[Cell],
+    zoo: ZooConfig,
+    rows: dict[str, Pairing],
+    metric: str,
+    out: Path,
+    console: Console,
+) -> str:
+    """Write one benchmark's tables from this invocation's runs and every run finished earlier under ``out``.
+
+    Refiner rows get their label preservation (judged by ``zoo.judge``'s run of the same seed) first; a run that
+    cannot be judged is reported, not fatal. Returns the Markdown table.
+    """
+    ran = {c.folder for c in cells}
+    earlier = [c for c in every if c.folder not in ran]
+    mine = [r for r in results if r.tags["benchmark"] == name] + finished_results(earlier)
+    if zoo.judge is not None:
+        for note in add_label_preservation(mine, cells + earlier, zoo.judge):
+            console.print(f"[yellow]label preservation ({name}):[/yellow] {note}")
+    rows = {
+        **rows,
+        **{r.name: Pairing("reference", "refiner training") for r in mine if r.name.endswith(REFINER_SUFFIX)},
+    }
+    return write_tables(out, mine, leaderboard(mine, metric, rows), metric, f"syn2real zoo on {name}")
 
 
 def benchmarks_in(experiments: Path) -> list[str]:
@@ -127,12 +166,17 @@ def zoo_command(argv: list[str]) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the zoo config's, 5)")
     parser.add_argument("--methods", nargs="+", help="only these experiments, with their baselines (default: all)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/zoo"), help="one folder per benchmark inside")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="one folder per benchmark inside (default: runs/bench/zoo, with --quick runs/bench/zoo_quick)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch each: the shape in minutes")
     parser.add_argument(
         "--synthetic",
         type=Path,
-        help="an optimize-sim run folder: also run every row on its --stage, paired with the row on the default ψ",
+        help="an optimize-sim run folder: also run every row on its --stage, paired with the row on the default ψ "
+        "(refiner rows are not re-run: they train on their own refined renders)",
     )
     parser.add_argument("--stage", default="best", help="stage of --synthetic: best | latest | <index>")
     parser.add_argument("--metric", default="test/target_acc")
@@ -140,6 +184,7 @@ def zoo_command(argv: list[str]) -> int:
     parser.add_argument("--zoo-config", type=Path, help="pairings and seeds (default: <configs>/bench/zoo.yaml)")
     add_jobs_argument(parser)
     args, extra = parser.parse_known_args(argv)
+    args.out = args.out or Path("runs/bench/zoo_quick" if args.quick else "runs/bench/zoo")
     console = Console(stderr=True)
     try:
         folder = configs_dir(args.configs)
@@ -158,7 +203,8 @@ def zoo_command(argv: list[str]) -> int:
             common = (name, seeds, args.out / name)
             rest = (args.quick, extra, folder / "experiments", zoo, zoo_path)
             mine = zoo_cells(*common, args.methods, *rest)
-            every[name] = zoo_cells(*common, None, *rest, every_row=True)  # the tables show every finished run
+            on_disk = sorted(set(seeds) | seeds_in(args.out / name))  # the tables show every finished run
+            every[name] = zoo_cells(name, on_disk, args.out / name, None, *rest, every_row=True)
             if args.synthetic is not None:
                 check_synthetic(args.synthetic, args.stage, get_benchmark(name).channels)
                 extra_cells, pairings = synthetic_cells(mine, args.synthetic, args.stage, args.out / name, rows)
@@ -168,7 +214,6 @@ def zoo_command(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError, DatasetError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    write_refined_data(cells)
     done = iter(range(1, len(cells) + 1))
 
     def report(cell: Cell, result: CellResult) -> None:
@@ -184,15 +229,9 @@ def zoo_command(argv: list[str]) -> int:
         console.print(interrupted_message(args.out))
         return 130
     for name in args.benchmark:
-        ran = {c.folder for c in cells}
-        earlier = [c for c in every[name] if c.folder not in ran]
-        mine = [r for r in results if r.tags["benchmark"] == name] + finished_results(earlier)
-        if zoo.judge is not None:
-            for note in add_label_preservation(mine, cells + earlier, zoo.judge):
-                console.print(f"[yellow]label preservation:[/yellow] {note}")
-        rows.update({r.name: Pairing("reference", "refiner training") for r in mine if r.name.endswith(REFINER_SUFFIX)})
-        board = leaderboard(mine, args.metric, rows)
-        console.print(write_tables(args.out / name, mine, board, args.metric, f"syn2real zoo on {name}"))
+        mine = [c for c in cells if c.tags["benchmark"] == name]
+        table = benchmark_tables(name, mine, results, every[name], zoo, rows, args.metric, args.out / name, console)
+        console.print(table)
     failed = sum(r.status != "ok" for r in results)
     if failed:
         console.print(f"[red]{failed} run(s) failed[/red]: see {args.out}/<benchmark>/results.csv and each output.log")

@@ -34,7 +34,10 @@ def refined_data(task_experiment: Path, checkpoint: Path) -> dict[str, Any]:
     init = data.get("init_args") or {}
     train = init.get("train")
     if train is None:
-        raise ValueError(f"{task_experiment}: its data has no `train` sources for a refiner to refine")
+        raise ValueError(
+            f"{task_experiment}: its data has no `train` sources for a refiner to refine: a `refines:` row in "
+            "zoo.yaml must name a task row that trains on renders (e.g. source_only)"
+        )
     wrap = lambda node: {  # noqa: E731
         "class_path": "syn2real.refined_source.RefinedSource",
         "init_args": {"source": node, "checkpoint": str(checkpoint.resolve())},
@@ -53,10 +56,12 @@ def refiner_cells(
     refiner_args: list[str],
     task_args: list[str],
     tags: dict[str, Any],
+    write: bool = True,
 ) -> list[Cell]:
     """Per seed: the refiner's training cell, then the task cell on its refined data (which ``needs`` it).
 
-    The task cell's data config is written by :func:`write_refined_data` before it runs.
+    The task cell's data config (``<refiner>/refined_data/seed<s>.yaml``) is built now, so a task experiment
+    without training sources is refused before any run, and written unless ``write`` is false.
     """
     cells = []
     for seed in seeds:
@@ -69,44 +74,32 @@ def refiner_cells(
         )
         data = out / name / "refined_data" / f"seed{seed}.yaml"
         checkpoint = refiner.folder / "checkpoints" / "last.ckpt"
+        block = refined_data(task_experiment, checkpoint)
+        if write:
+            data.parent.mkdir(parents=True, exist_ok=True)
+            data.write_text(
+                f"# {task_experiment.name}'s data, training sources refined by {checkpoint}\n"
+                + yaml.safe_dump(block, sort_keys=False)
+            )
         task = Cell(
             name=name,
             seed=seed,
             folder=out / name / f"seed{seed}",
             args=["--config", str(task_experiment), "--data", str(data), *task_args],
-            tags={
-                **tags,
-                "refiner_checkpoint": str(checkpoint),
-                "task_experiment": str(task_experiment),
-                "refined_data": str(data),
-            },
+            tags={**tags, "refiner_checkpoint": str(checkpoint), "task_experiment": str(task_experiment)},
             needs=refiner.folder,
         )
         cells += [refiner, task]
     return cells
 
 
-def write_refined_data(cells: list[Cell]) -> None:
-    """Write the refined-data config of every refiner task cell in ``cells``."""
-    for cell in cells:
-        if "refined_data" in cell.tags:
-            data, task = Path(cell.tags["refined_data"]), Path(cell.tags["task_experiment"])
-            checkpoint = Path(cell.tags["refiner_checkpoint"])
-            data.parent.mkdir(parents=True, exist_ok=True)
-            data.write_text(
-                f"# {task.name}'s data, training sources refined by {checkpoint}\n"
-                + yaml.safe_dump(refined_data(task, checkpoint), sort_keys=False)
-            )
-
-
 def add_label_preservation(results: list[CellResult], cells: list[Cell], judge_row: str) -> list[str]:
     """Add ``label_preservation/raw`` and ``/refined`` to every finished refiner task run whose judge run finished.
 
-    The judge is ``judge_row``'s run of the same seed. A measured value is kept in the run folder and reused.
+    ``cells`` are one benchmark's; the judge is ``judge_row``'s run of the same seed. A measured value is kept in
+    the run folder and reused while the refiner and judge checkpoints are the same files (size, modification time).
     Returns a note for every run that could not be judged.
     """
-    from syn2real.label_preservation import measure_label_preservation
-
     by_key = {(c.name, c.seed): c for c in cells}
     ok = {(r.name, r.seed) for r in results if r.status == "ok"}
     notes = []
@@ -114,19 +107,38 @@ def add_label_preservation(results: list[CellResult], cells: list[Cell], judge_r
         cell = by_key.get((result.name, result.seed))
         if result.status != "ok" or cell is None or "refiner_checkpoint" not in cell.tags:
             continue
-        cached = cell.folder / PRESERVATION
-        if not cached.is_file():
-            if (judge_row, result.seed) not in ok:
-                notes.append(f"{result.name} seed {result.seed}: no finished {judge_row} run to judge labels")
-                continue
-            judge = by_key[(judge_row, result.seed)].folder / "checkpoints" / "last.ckpt"
-            source = training_source(Path(cell.tags["task_experiment"]))
-            rates = measure_label_preservation(Path(cell.tags["refiner_checkpoint"]), judge, source)
-            cached.write_text(json.dumps({**rates, "judge": str(judge)}, indent=2))
-        rates = json.loads(cached.read_text())
+        if (judge_row, result.seed) not in ok:
+            notes.append(f"{result.name} seed {result.seed}: no finished {judge_row} run to judge labels")
+            continue
+        refiner = Path(cell.tags["refiner_checkpoint"])
+        judge = by_key[(judge_row, result.seed)].folder / "checkpoints" / "last.ckpt"
+        try:
+            rates = _judged(cell.folder / PRESERVATION, refiner, judge, Path(cell.tags["task_experiment"]))
+        except (OSError, ValueError, RuntimeError) as err:  # a run that cannot be judged is a note, not a crash
+            notes.append(f"{result.name} seed {result.seed}: {err}")
+            continue
         result.metrics["label_preservation/raw"] = rates["raw"]
         result.metrics["label_preservation/refined"] = rates["refined"]
     return notes
+
+
+def _identity(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _judged(cached: Path, refiner: Path, judge: Path, task_experiment: Path) -> dict[str, Any]:
+    """Label-preservation rates: those kept in ``cached`` if measured with these very checkpoints, else new ones."""
+    from syn2real.label_preservation import measure_label_preservation
+
+    inputs = {"refiner": str(refiner), "judge": str(judge), "identity": [_identity(refiner), _identity(judge)]}
+    if cached.is_file():
+        kept = json.loads(cached.read_text())
+        if {k: kept.get(k) for k in inputs} == inputs:
+            return kept
+    rates = measure_label_preservation(refiner, judge, training_source(task_experiment))
+    cached.write_text(json.dumps({**rates, **inputs}, indent=2))
+    return rates
 
 
 def training_source(task_experiment: Path) -> Any:

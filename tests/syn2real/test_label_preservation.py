@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
 from datamodules.errors import DatasetError
-from datamodules.format import DatasetInfo
+from datamodules.format import DatasetInfo, Syn2RealDataset
 from datamodules.simulator import DigitsSimulatorConfig
 from datamodules.sources import DigitsSimulatorSource
 from datamodules.writer import DatasetWriter
@@ -128,10 +128,19 @@ def test_refine_with_a_judge_records_label_preservation(checkpoints: tuple[Path,
     assert exit_.value.code == 0
     kept = json.loads((tmp_path / "r" / "dataset.json").read_text())["producer"]["label_preservation"]
     assert kept["images"] == 6 and kept["judge"] == str(judge_ckpt.resolve())
-    assert 0 <= kept["raw"] <= 1 and 0 <= kept["refined"] <= 1
+    raw = Syn2RealDataset(data)
+    images, labels = torch.stack([s.image for s in raw]), torch.stack([s.label for s in raw])
+    judge, (refiner, _) = load_judge(judge_ckpt), load_refiner(refiner_ckpt)
+    with torch.no_grad():
+        assert kept["raw"] == int((judge(images).argmax(1) == labels).sum()) / 6
+        assert kept["refined"] == int((judge(refiner.refine(images)).argmax(1) == labels).sum()) / 6
+    three = write_dataset(tmp_path / "three", make_samples(2, size=32), size=32)  # 3 classes; the judge has 10
+    with pytest.raises(ValueError, match="the judge takes 10 classes, the data has 3"):
+        refine_dataset(refiner_ckpt, three, tmp_path / "r3", judge=judge_ckpt)
+    assert not (tmp_path / "r3").exists()
     info = DatasetInfo(task="segmentation", classes=["bg", "fg"], channels=1, size=(32, 32), producer={"name": "t"})
     with DatasetWriter(tmp_path / "seg", info) as writer:
         writer.add(Sample(image=torch.rand(1, 32, 32), label=torch.zeros(32, 32, dtype=torch.long), id="a"))
-    with pytest.raises(DatasetError, match="not a classification dataset"):
+    with pytest.raises(DatasetError, match="not a labeled classification dataset"):
         refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "r2", judge=judge_ckpt)
     assert not (tmp_path / "r2").exists()

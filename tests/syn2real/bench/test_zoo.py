@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_leaderboard_pairs_rows_seed_by_seed(tmp_path: Path) -> None:
         assert png.size == (1000, int(100 * (0.45 * 3 + 1.6)))
 
 
-def _tiny_digits(folder: Path, name: str, model: dict, data: dict) -> None:
+def _tiny_digits(folder: Path, name: str, model: dict, data: dict, benchmark: str) -> None:
     """A tiny digits experiment with checkpoints (a refiner row needs the refiner's and the judge's)."""
     trainer = {
         "accelerator": "cpu",
@@ -165,10 +166,10 @@ def _tiny_digits(folder: Path, name: str, model: dict, data: dict) -> None:
     }
     cfg = {"seed_everything": 0, "trainer": trainer, "model": model, "data": data}
     (folder / "experiments").mkdir(parents=True, exist_ok=True)
-    (folder / "experiments" / f"{name}__tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (folder / "experiments" / f"{name}__{benchmark}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
 def test_a_refiner_row_trains_the_task_on_its_refined_renders_paired_with_raw_and_judged(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     task = {"class_path": "syn2real.tasks.TaskModule", "init_args": {"network": {"width": 4}}}
@@ -178,57 +179,67 @@ def test_a_refiner_row_trains_the_task_on_its_refined_renders_paired_with_raw_an
         "class_path": "datamodules.TaskDataModule",
         "init_args": {"train": [train], "val": real("val"), "test": real("test"), "batch_size": 16},
     }
-    _tiny_digits(configs, "source_only", task, tasks(renders))
-    _tiny_digits(configs, "target_oracle", task, tasks(real("pool", use_labels=True)))
     cyclegan = yaml.safe_load((CONFIGS / "smoke" / "cyclegan.yaml").read_text())["model"]
     pair = {
         "class_path": "datamodules.DomainPairDataModule",
         "init_args": {"source": renders, "target": real("pool"), "val": real("val"), "batch_size": 4},
     }
-    _tiny_digits(configs, "cyclegan", cyclegan, pair)
+    for bench in ("tiny", "tiny2"):  # two benchmarks in one invocation: each judged by its own oracle
+        _tiny_digits(configs, "source_only", task, tasks(renders), bench)
+        _tiny_digits(configs, "target_oracle", task, tasks(real("pool", use_labels=True)), bench)
+        _tiny_digits(configs, "cyclegan", cyclegan, pair, bench)
     (configs / "bench").mkdir()
     rows = {"source_only": {"reference": "baseline"}, "target_oracle": {"reference": "ceiling"}}
     rows["cyclegan"] = {"refines": "source_only"}
     zoo = {"seeds": [0, 1], "judge": "target_oracle", "rows": rows}
     (configs / "bench" / "zoo.yaml").write_text(yaml.safe_dump(zoo))
     out = tmp_path / "zoo"
-    argv = ["--benchmark", "tiny", "--methods", "cyclegan", "--configs", str(configs), "--out", str(out), "--jobs", "2"]
-    assert zoo_command(argv) == 0
+    common = ["--configs", str(configs), "--out", str(out), "--jobs", "2"]
+    assert zoo_command(["--benchmark", "tiny", "tiny2", "--methods", "cyclegan", *common]) == 0
 
-    runs = {(r["name"], r["seed"]): r for r in csv.DictReader((out / "tiny" / "results.csv").open())}
     names = {"source_only", "target_oracle", "cyclegan", "cyclegan:refiner"}
-    assert set(runs) == {(n, s) for n in names for s in ("0", "1")}  # the refiner brings its baseline and judge
-    data = yaml.safe_load((out / "tiny" / "cyclegan" / "refined_data" / "seed1.yaml").read_text())
-    (train,) = data["init_args"]["train"]
-    assert train["class_path"] == "syn2real.refined_source.RefinedSource"
-    assert train["init_args"]["source"] == renders  # the baseline's renders, exactly
-    assert train["init_args"]["checkpoint"] == str(
-        out / "tiny" / "cyclegan" / "refiner" / "seed1" / "checkpoints" / "last.ckpt"
-    )
-    config = yaml.safe_load((out / "tiny" / "cyclegan" / "seed1" / "config.yaml").read_text())
-    assert config["model"]["class_path"] == "syn2real.tasks.TaskModule"  # the task row's model, on refined data
-    for seed in ("0", "1"):
-        judged = json.loads((out / "tiny" / "cyclegan" / f"seed{seed}" / "label_preservation.json").read_text())
-        assert judged["images"] == 40 and 0 <= judged["raw"] <= 1 and 0 <= judged["refined"] <= 1
-        assert judged["judge"].endswith(f"target_oracle/seed{seed}/checkpoints/last.ckpt")
-        assert float(runs[("cyclegan", seed)]["label_preservation/refined"]) == judged["refined"]
-    board = {b["method"]: b for b in json.loads((out / "tiny" / "results.json").read_text())["leaderboard"]}
-    diff = board["cyclegan"]["final_diff"]
-    expected = [
-        100 * (float(runs[("cyclegan", s)]["test/target_acc"]) - float(runs[("source_only", s)]["test/target_acc"]))
-        for s in ("0", "1")
-    ]
-    assert diff["n"] == 2 and diff["diffs"] == pytest.approx(expected)
-    markdown = (out / "tiny" / "leaderboard.md").read_text()
-    assert (
-        "| cyclegan | source_only on raw renders |" in markdown
-        and "| cyclegan | " in markdown.split("Label preservation")[1]
-    )
+    for bench in ("tiny", "tiny2"):
+        runs = {(r["name"], r["seed"]): r for r in csv.DictReader((out / bench / "results.csv").open())}
+        assert set(runs) == {(n, s) for n in names for s in ("0", "1")}  # the refiner brings its baseline and judge
+        data = yaml.safe_load((out / bench / "cyclegan" / "refined_data" / "seed1.yaml").read_text())
+        (train,) = data["init_args"]["train"]
+        assert train["class_path"] == "syn2real.refined_source.RefinedSource"
+        assert train["init_args"]["source"] == renders  # the baseline's renders, exactly
+        refiner = out / bench / "cyclegan" / "refiner" / "seed1" / "checkpoints" / "last.ckpt"
+        assert train["init_args"]["checkpoint"] == str(refiner)
+        config = yaml.safe_load((out / bench / "cyclegan" / "seed1" / "config.yaml").read_text())
+        assert config["model"]["class_path"] == "syn2real.tasks.TaskModule"  # the task row's model, refined data
+        for seed in ("0", "1"):
+            judged = json.loads((out / bench / "cyclegan" / f"seed{seed}" / "label_preservation.json").read_text())
+            assert judged["images"] == 40 and 0 <= judged["raw"] <= 1 and 0 <= judged["refined"] <= 1
+            assert judged["judge"] == str(out / bench / "target_oracle" / f"seed{seed}" / "checkpoints" / "last.ckpt")
+            assert judged["refiner"] == str(
+                out / bench / "cyclegan" / "refiner" / f"seed{seed}" / "checkpoints" / "last.ckpt"
+            )
+            assert float(runs[("cyclegan", seed)]["label_preservation/refined"]) == judged["refined"]
+        board = {b["method"]: b for b in json.loads((out / bench / "results.json").read_text())["leaderboard"]}
+        assert list(board).index("cyclegan:refiner") == list(board).index("cyclegan") + 1
+        diff = board["cyclegan"]["final_diff"]
+        acc = {key: float(run["test/target_acc"]) for key, run in runs.items()}
+        expected = [100 * (acc[("cyclegan", s)] - acc[("source_only", s)]) for s in ("0", "1")]
+        assert diff["n"] == 2 and diff["diffs"] == pytest.approx(expected)
+        markdown = (out / bench / "leaderboard.md").read_text()
+        assert "| cyclegan | source_only on raw renders |" in markdown
+        assert "| cyclegan | " in markdown.split("Label preservation")[1]
 
-    # a later run of a subset keeps every finished run in the tables
-    assert (
-        zoo_command(["--benchmark", "tiny", "--methods", "source_only", "--configs", str(configs), "--out", str(out)])
-        == 0
-    )
-    board = [b["method"] for b in json.loads((out / "tiny" / "results.json").read_text())["leaderboard"]]
-    assert set(board) == names
+    # a later run of a subset keeps every finished run in the tables, label preservation included
+    before = json.loads((out / "tiny" / "results.json").read_text())["leaderboard"]
+    assert zoo_command(["--benchmark", "tiny", "--methods", "source_only", *common]) == 0
+    after = json.loads((out / "tiny" / "results.json").read_text())["leaderboard"]
+    assert [(b["method"], b["runs"], b["preservation_refined"]) for b in after] == [
+        (b["method"], b["runs"], b["preservation_refined"]) for b in before
+    ]
+
+    # a retrained refiner makes its task run stale: it runs again, the old one is set aside
+    refiner_done = out / "tiny" / "cyclegan" / "refiner" / "seed1" / "results.json"
+    later = refiner_done.stat().st_mtime + 60
+    os.utime(refiner_done, (later, later))
+    assert zoo_command(["--benchmark", "tiny", "--methods", "cyclegan", *common]) == 0
+    reused = {(r["name"], r["seed"]): r["reused"] for r in csv.DictReader((out / "tiny" / "results.csv").open())}
+    assert reused[("cyclegan", "1")] == "False" and reused[("cyclegan", "0")] == "True"
+    assert (out / "tiny" / "cyclegan" / "seed1.stale" / "results.json").is_file()

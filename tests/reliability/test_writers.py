@@ -1,0 +1,134 @@
+"""Writers never lose a user's file: overwrite only replaces a dataset, interrupted writes leave nothing behind,
+written folders follow the umask, 16-bit images keep their range."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datamodules.errors import DatasetError
+from datamodules.format import DatasetInfo, Syn2RealDataset
+from datamodules.imageio import read_image
+from datamodules.writer import PID_FILE, DatasetWriter
+from syn2real.batch import Sample
+from syn2real.cli import main
+from tests.conftest import make_samples, tree_digest, write_dataset
+
+INFO = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8))
+
+
+def _words(text: str) -> str:
+    """Console output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def _one(out: Path, **kw: object) -> None:
+    with DatasetWriter(out, INFO, **kw) as writer:
+        writer.add(Sample(image=torch.zeros(1, 8, 8), label=torch.tensor(0), id="x"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda out, data: ["simulate", "--out", str(out), "--num-samples", "3", "--overwrite"],
+        lambda out, data: ["refine", "--ckpt", "unused.ckpt", "--data", str(data), "--out", str(out), "--overwrite"],
+    ],
+    ids=["simulate", "refine"],
+)
+def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path, command, capsys) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    data = write_dataset(tmp_path / "data", make_samples(2))
+    before = tree_digest(out)
+    with pytest.raises(SystemExit) as exit_:
+        main(command(out, data))
+    assert exit_.value.code == 2 and tree_digest(out) == before
+    assert "is not a syn2real dataset (no dataset.json), so --overwrite will not replace it" in _words(
+        capsys.readouterr().err
+    )
+    with pytest.raises(DatasetError, match="not a syn2real dataset"):
+        DatasetWriter(out, INFO, overwrite=True)
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_refine_will_not_write_over_its_own_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    data = write_dataset(run / "stage_000", make_samples(2))
+    before = tree_digest(run)
+    for out in (data, run):  # the dataset itself, or the run folder that holds it
+        with pytest.raises(SystemExit) as exit_:
+            main(["refine", "--ckpt", "any.ckpt", "--data", str(run), "--out", str(out), "--overwrite"])
+        assert exit_.value.code == 2 and "is the dataset being refined" in _words(capsys.readouterr().err)
+    assert tree_digest(run) == before
+
+
+def test_written_folders_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        _one(tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    assert not (tmp_path / "shared" / PID_FILE).exists()
+
+
+SLOW_WRITER = """
+import sys, time, torch
+from datamodules.format import DatasetInfo
+from datamodules.writer import DatasetWriter
+from syn2real.batch import Sample
+info = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8))
+with DatasetWriter(sys.argv[1], info) as w:
+    for i in range(100000):
+        w.add(Sample(image=torch.zeros(1, 8, 8), label=torch.tensor(0), id=f"s{i}"))
+        time.sleep(0.01)
+"""
+
+
+def test_sigterm_removes_the_partial_folder(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(out)], cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".ds.partial-*/images/*.png")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(tmp_path.glob(".ds.partial-*")), "the writer never started"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_writers_partial_folder_is_removed_by_the_next_writer(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / ".ds.partial-abc123"
+    (stale / "images").mkdir(parents=True)
+    (stale / PID_FILE).write_text(dead.stdout.strip())
+    foreign = tmp_path / ".ds.partial-notours"  # no pid file: not known to be ours, left alone
+    foreign.mkdir()
+    live = tmp_path / ".ds.partial-running"  # a writer that still runs (this process)
+    live.mkdir()
+    (live / PID_FILE).write_text(str(os.getpid()))
+    _one(tmp_path / "ds")
+    assert not stale.exists() and foreign.exists() and live.exists()
+    assert len(Syn2RealDataset(tmp_path / "ds")) == 1
+
+
+def test_16_bit_grey_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    values = np.array([[0, 256, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "wide.png")
+    grey = read_image(tmp_path / "wide.png", channels=1)
+    assert grey.shape == (1, 1, 4) and torch.allclose(grey[0, 0], torch.tensor([0, 256, 32768, 65535]) / 65535)
+    rgb = read_image(tmp_path / "wide.png", channels=3)
+    assert rgb.shape == (3, 1, 4) and torch.equal(rgb[0], rgb[2])
