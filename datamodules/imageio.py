@@ -1,6 +1,7 @@
 """Reading and writing images, masks and depth maps as the syn2real format stores them.
 
-Images and masks are PNG (8-bit grey or RGB; 16-bit grey images are read scaled to [0, 1]), segmentation label maps are 8-bit PNG, depth maps are ``.npy`` float32.
+Images and masks are PNG (8-bit grey or RGB; 16-bit grey images are read scaled to [0, 1]), segmentation label
+maps are 8-bit PNG, depth maps are ``.npy`` float32.
 """
 
 from __future__ import annotations
