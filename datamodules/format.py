@@ -93,6 +93,13 @@ class DatasetInfo:
             raise DatasetError(where, f"unknown task {data['task']!r}", "use 'classification' or 'segmentation'")
         if data["channels"] not in (1, 3):
             raise DatasetError(where, f"channels is {data['channels']!r}", "use 1 (grey) or 3 (RGB)")
+        size = data["size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            raise DatasetError(where, f"'size' is {size!r}", "write [height, width] in pixels, e.g. [32, 32]")
+        if not isinstance(data["classes"], list) or not data["classes"]:
+            raise DatasetError(
+                where, f"'classes' is {data['classes']!r}", 'write the class names as a list, e.g. ["0", "1"]'
+            )
         modalities = data.get("modalities", {})
         return cls(
             task=data["task"],

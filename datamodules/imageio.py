@@ -16,6 +16,7 @@ from torch import Tensor
 from datamodules.errors import DatasetError
 
 _RESTORE = "restore the file or remove its row from the sample table"
+_BOMB = "resize it (or raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -26,6 +27,8 @@ def image_size(path: Path) -> tuple[int, int]:
             w, h = im.size
     except FileNotFoundError:
         raise DatasetError(path, "file is missing", _RESTORE) from None
+    except Image.DecompressionBombError as err:
+        raise DatasetError(path, f"is too large to decode safely ({err})", _BOMB) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(path, f"cannot be read as an image ({err})", "re-export or remove this file") from None
     return h, w
@@ -42,6 +45,8 @@ def read_image(path: Path, channels: int) -> Tensor:
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         raise DatasetError(path, "file is missing", _RESTORE) from None
+    except Image.DecompressionBombError as err:
+        raise DatasetError(path, f"is too large to decode safely ({err})", _BOMB) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(path, f"cannot be read as an image ({err})", "re-export or remove this file") from None
     t = torch.from_numpy(arr.copy())
@@ -71,6 +76,12 @@ def read_depth(path: Path) -> Tensor:
         raise DatasetError(path, "depth map is missing", "restore it or remove its row") from None
     except (ValueError, OSError) as err:
         raise DatasetError(path, f"cannot be read as a .npy depth map ({err})", "re-export this file") from None
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1)):
+        raise DatasetError(path, f"depth map has shape {arr.shape}", "save one H×W float array per sample")
+    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        raise DatasetError(
+            path, "depth map holds NaN, infinite or non-numeric values", "re-render it with finite depth"
+        )
     return torch.from_numpy(np.asarray(arr, dtype=np.float32)).reshape(1, *arr.shape[-2:])
 
 

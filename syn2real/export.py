@@ -26,13 +26,12 @@ from syn2real import __version__
 from syn2real.batch import Sample, collate
 from syn2real.label_preservation import LabelPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
+from syn2real.tasks.weights import read_checkpoint
 
 
 def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """The refiner stored in ``ckpt`` (eval mode) and its record; a clear error for anything else."""
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt} not found")
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(ckpt)
     record = checkpoint.get(REFINER_RECORD) if isinstance(checkpoint, dict) else None
     if record is None:
         raise ValueError(

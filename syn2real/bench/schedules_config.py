@@ -61,6 +61,8 @@ class SchedulesConfig:
         unknown = sorted(set(self.schedules) - set(SCHEDULES))
         if unknown:
             raise ValueError(f"unknown schedule(s) {unknown}; choose from {list(SCHEDULES)}")
+        if any(b < 0 for b in self.budgets) or not self.budgets:
+            raise ValueError(f"budgets are real labeled images per run, 0 or more, got {list(self.budgets)}")
         if any(not 0 < f < 1 for f in self.real_fractions):
             raise ValueError(f"real fractions must lie strictly between 0 and 1, got {list(self.real_fractions)}")
         if self.freeze not in ("none", "features"):

@@ -20,7 +20,14 @@ def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
     """A simulator config from YAML (keys of :class:`DigitsSimulatorConfig`), with a clear error on unknown keys."""
     if path is None:
         return DigitsSimulatorConfig()
-    data = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file():
+        raise DatasetError(path, "simulator config not found", "check the --config path")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise DatasetError(path, f"is not valid YAML ({' '.join(str(err).split())})", "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise DatasetError(path, f"holds a {type(data).__name__}, not a mapping of ψ keys", "write `key: value` lines")
     data = data.get("config", data)  # accept a whole DigitsSimulatorSource init_args block too
     known = {f.name for f in dataclasses.fields(DigitsSimulatorConfig)}
     unknown = sorted(set(data) - known)
@@ -35,6 +42,13 @@ def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
         raise DatasetError(path, str(err), "fix the value") from None
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse refuses anything else before any work)."""
+    if not text.lstrip("+").isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def simulate_command(argv: list[str]) -> int:
     """``syn2real simulate``: render digits into a syn2real (stage) dataset."""
     parser = argparse.ArgumentParser(
@@ -44,7 +58,7 @@ def simulate_command(argv: list[str]) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (e.g. runs/sim/stage_000)")
     parser.add_argument("--config", type=Path, help="YAML of simulator parameters ψ (DigitsSimulatorConfig keys)")
-    parser.add_argument("--num-samples", type=int, default=20000)
+    parser.add_argument("--num-samples", type=_positive, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage-index", type=int, default=0, help="stage index recorded in dataset.json")
     parser.add_argument("--stage-name", default=None, help="stage name (default: stage_<index>)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,19 @@ from torch import Tensor, nn
 
 TASK_PREFIXES = ("task_model.", "adapted.", "network.", "")
 """Where a checkpoint's state dict keeps the task network, in order of preference."""
+
+
+def read_checkpoint(path: Path) -> Any:
+    """``torch.load`` of a checkpoint file with a clear error naming the file when it is missing or not one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}); it may be truncated or "
+            "not a checkpoint: point to a .ckpt written by syn2real (e.g. <run>/checkpoints/last.ckpt)"
+        ) from None
 
 
 def task_state_prefix(state: dict[str, Tensor], network: nn.Module) -> str | None:
@@ -49,9 +63,7 @@ def load_task_weights(network: nn.Module, checkpoint: str | Path) -> str:
         ValueError: if no complete set of weights for this network is in the file.
     """
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     state = state.get("state_dict", state)
     prefix = load_task_state(network, state)
     if prefix is None:
@@ -90,9 +102,7 @@ def load_task_checkpoint(path: Path) -> TaskCheckpoint:
     from syn2real.specs import as_spec
     from syn2real.tasks.networks import TaskNetworkSpec
 
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     if "state_dict" not in checkpoint or "network" not in hparams:
         raise ValueError(f"{path} is not a syn2real task checkpoint (no state_dict / no `network` hyperparameter)")

@@ -1,0 +1,121 @@
+"""The bad-input matrix: each row is an input a user can give, the error class, a fragment of its message (which
+names the file and the fix), and proof that the input folder was not modified."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datamodules.errors import DatasetError
+from datamodules.format import Syn2RealDataset
+from syn2real.cli import main
+from tests.conftest import make_samples, tree_digest, write_dataset
+
+
+def _json(key: str, value: object) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        data = json.loads((root / "dataset.json").read_text())
+        data[key] = value
+        (root / "dataset.json").write_text(json.dumps(data))
+
+    return edit
+
+
+def _depth(array: np.ndarray) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        np.save(root / "depth" / "s001.npy", array)
+
+    return edit
+
+
+def _huge_image(root: Path) -> None:
+    Image.new("L", (8, 8)).save(root / "images" / "s002.png")  # within limits; the limit is lowered below
+
+
+DATASET_ROWS = {  # name: (how the dataset is broken, the message fragment)
+    "size is a number": (_json("size", 32), "'size' is 32. Fix: write [height, width]"),
+    "classes empty": (_json("classes", []), "'classes' is []"),
+    "depth 2xHxW": (_depth(np.zeros((2, 8, 8), np.float32)), "depth/s001.npy: depth map has shape (2, 8, 8)"),
+    "depth NaN": (_depth(np.full((8, 8), np.nan, np.float32)), "depth/s001.npy: depth map holds NaN"),
+    "depth inf": (_depth(np.full((8, 8), np.inf, np.float32)), "depth/s001.npy: depth map holds NaN, infinite"),
+}
+
+
+@pytest.mark.parametrize("name", list(DATASET_ROWS))
+def test_a_broken_dataset_is_refused_at_open_naming_file_and_fix(tmp_path: Path, name: str) -> None:
+    root = write_dataset(tmp_path / "ds", make_samples(3))
+    edit, fragment = DATASET_ROWS[name]
+    edit(root)
+    before = tree_digest(root)
+    with pytest.raises(DatasetError) as err:
+        Syn2RealDataset(root)
+    assert fragment in str(err.value) and "Fix:" in str(err.value)
+    assert tree_digest(root) == before
+
+
+def test_an_image_over_the_decompression_limit_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_dataset(tmp_path / "ds", make_samples(3))
+    before = tree_digest(root)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8×8 = 64 pixels > 2 × 20: PIL's bomb error
+    with pytest.raises(DatasetError, match=r"images/s000\.png: is too large to decode safely.*MAX_IMAGE_PIXELS"):
+        Syn2RealDataset(root)
+    assert tree_digest(root) == before
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+CLI_ROWS = {  # name: (argv builder given tmp_path, the message fragment on stderr)
+    "text file as --ckpt": (
+        lambda t: ["refine", "--ckpt", str(t / "notes.txt"), "--data", str(t / "ds"), "--out", str(t / "o")],
+        "notes.txt cannot be read as a PyTorch checkpoint",
+    ),
+    "truncated --ckpt": (
+        lambda t: ["refine", "--ckpt", str(t / "cut.ckpt"), "--data", str(t / "ds"), "--out", str(t / "o")],
+        "cut.ckpt cannot be read as a PyTorch checkpoint",
+    ),
+    "simulate --config missing": (
+        lambda t: ["simulate", "--out", str(t / "o"), "--config", str(t / "nope.yaml")],
+        "nope.yaml: simulator config not found",
+    ),
+    "simulate --config bad YAML": (
+        lambda t: ["simulate", "--out", str(t / "o"), "--config", str(t / "bad.yaml")],
+        "bad.yaml: is not valid YAML",
+    ),
+    "simulate --config a list": (
+        lambda t: ["simulate", "--out", str(t / "o"), "--config", str(t / "list.yaml")],
+        "list.yaml: holds a list, not a mapping",
+    ),
+    "simulate --num-samples -5": (
+        lambda t: ["simulate", "--out", str(t / "o"), "--num-samples", "-5"],
+        "must be a whole number >= 1, got '-5'",
+    ),
+    "schedules --budgets -5": (
+        lambda t: ["bench", "schedules", "--budgets", "-5", "--out", str(t / "o")],
+        "budgets are real labeled images per run, 0 or more, got [-5]",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CLI_ROWS))
+def test_bad_command_line_input_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    write_dataset(tmp_path / "ds", make_samples(3))
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 10)
+    (tmp_path / "bad.yaml").write_text("rotation: [0, 1\n")
+    (tmp_path / "list.yaml").write_text("- rotation\n")
+    before = tree_digest(tmp_path)
+    argv, fragment = CLI_ROWS[name]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv(tmp_path))
+    assert exit_.value.code == 2
+    assert fragment in _words(capsys.readouterr().err)
+    assert tree_digest(tmp_path) == before and not (tmp_path / "o").exists()
