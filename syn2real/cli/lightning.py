@@ -9,6 +9,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import ArgsType, LightningCLI
+from pytorch_lightning.utilities import rank_zero_warn
 
 import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
 from syn2real import __version__
@@ -66,7 +67,10 @@ class Syn2RealCLI(LightningCLI):
         self._write_results(dict(self.trainer.callback_metrics.items()))
 
     def _write_results(self, metrics: dict[str, Any]) -> None:
-        if self.trainer.log_dir is None or not self.trainer.is_global_zero:
+        if not self.trainer.is_global_zero:
+            return
+        if self.trainer.logger is None or self.trainer.log_dir is None:  # no run folder: write nothing elsewhere
+            rank_zero_warn("no logger, so no run folder: results.json is not written (the metrics are logged above)")
             return
         out = Path(self.trainer.log_dir) / "results.json"
         out.parent.mkdir(parents=True, exist_ok=True)

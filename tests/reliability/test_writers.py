@@ -132,3 +132,15 @@ def test_16_bit_grey_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     assert grey.shape == (1, 1, 4) and torch.allclose(grey[0, 0], torch.tensor([0, 256, 32768, 65535]) / 65535)
     rgb = read_image(tmp_path / "wide.png", channels=3)
     assert rgb.shape == (3, 1, 4) and torch.equal(rgb[0], rgb[2])
+
+
+def test_a_run_without_logger_writes_nothing_outside_a_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syn2real.cli import cli_main
+
+    configs = Path(__file__).parents[2] / "configs"
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="results.json is not written"):
+        cli_main(["fit", "--config", str(configs / "smoke" / "task.yaml")])  # logger: false
+    assert list(tmp_path.iterdir()) == []
