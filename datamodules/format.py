@@ -167,14 +167,16 @@ class Syn2RealDataset(Dataset[Sample]):
     """A syn2real dataset folder as a map-style dataset of :class:`~syn2real.batch.Sample`.
 
     Everything is validated when the dataset is opened, before any training: the sample table, that each file
-    exists and has the size in ``dataset.json``, that labels are in range. Nothing in the folder is modified.
+    exists, decodes and has the size in ``dataset.json``, that labels are in range and depth is finite. Nothing
+    in the folder is modified.
 
     Args:
         root: the dataset folder (holding ``dataset.json``).
         domain: domain id written into each sample (0 = source/synthetic).
         use_labels: set ``False`` to drop labels (unlabeled use of a labeled dataset).
         transform: optional callable ``Sample -> Sample`` (augmentation).
-        verify: check every file on open (header read only). Turn off only for datasets you just validated.
+        verify: check every file on open (every image, mask and label map fully decoded, depth maps loaded). Turn
+            off only for datasets you just validated.
     """
 
     def __init__(
@@ -258,7 +260,7 @@ class Syn2RealDataset(Dataset[Sample]):
             raise DatasetError(
                 path, f"{what} listed at {where} is missing", "restore the file or remove its row from samples.csv"
             )
-        size = image_size(path)
+        size = image_size(path, decode=True)
         if size != self.info.size:
             raise DatasetError(
                 path,

@@ -20,11 +20,17 @@ _BOMB = "resize it (or raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header only."""
+def image_size(path: Path, *, decode: bool = False) -> tuple[int, int]:
+    """(height, width) of an image file, from its header.
+
+    ``decode`` also decodes every pixel, so a corrupt or truncated file is caught here and not at the training batch
+    that holds it.
+    """
     try:
         with Image.open(path) as im:
             w, h = im.size
+            if decode:
+                im.load()
     except FileNotFoundError:
         raise DatasetError(path, "file is missing", _RESTORE) from None
     except Image.DecompressionBombError as err:

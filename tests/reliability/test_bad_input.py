@@ -33,12 +33,22 @@ def _depth(array: np.ndarray) -> Callable[[Path], None]:
     return edit
 
 
-def _huge_image(root: Path) -> None:
-    Image.new("L", (8, 8)).save(root / "images" / "s002.png")  # within limits; the limit is lowered below
+def _truncate(root: Path) -> None:
+    png = root / "images" / "s002.png"
+    png.write_bytes(png.read_bytes()[:-30])  # header intact, pixel data cut short
+
+
+def _garbage(root: Path) -> None:
+    png = root / "masks" / "s000.png"
+    data = bytearray(png.read_bytes())
+    data[40:60] = b"\xff" * 20  # inside the compressed pixel data
+    png.write_bytes(bytes(data))
 
 
 DATASET_ROWS = {  # name: (how the dataset is broken, the message fragment)
     "size is a number": (_json("size", 32), "'size' is 32. Fix: write [height, width]"),
+    "truncated image": (_truncate, "images/s002.png: cannot be read as an image"),
+    "corrupt mask": (_garbage, "masks/s000.png: cannot be read as an image"),
     "classes empty": (_json("classes", []), "'classes' is []"),
     "depth 2xHxW": (_depth(np.zeros((2, 8, 8), np.float32)), "depth/s001.npy: depth map has shape (2, 8, 8)"),
     "depth NaN": (_depth(np.full((8, 8), np.nan, np.float32)), "depth/s001.npy: depth map holds NaN"),
