@@ -219,6 +219,12 @@ class Syn2RealDataset(Dataset[Sample]):
             if verify:
                 self._check_size(self.root / row.label, where, "label map")
             return -1
+        if not row.label:
+            raise DatasetError(
+                where,
+                "has no label (the 'label' column is empty or missing) though the dataset is labeled",
+                f"write a class index in 0..{len(self.classes) - 1}, or set modalities.labels to false in dataset.json",
+            )
         try:
             label = int(row.label)
         except ValueError:

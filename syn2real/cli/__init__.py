@@ -34,7 +34,8 @@ commands:
   list                              registered methods and runnable experiment configs
   bench zoo | schedules             leaderboard of every method / hybrid vs pretrain-finetune over budgets
 
-`syn2real <command> --help` describes each command's options.
+`syn2real <command> --help` describes each command's options. Bad input is one line naming the file and the
+fix (exit status 2); `syn2real fit ... --traceback` shows the full trace instead.
 """
 
 
@@ -61,4 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] not in LIGHTNING_COMMANDS:
         sys.stderr.write(f"syn2real: unknown command {argv[0]!r}\n\n{USAGE}")
         sys.exit(2)
-    cli_main(None if from_shell else argv)  # LightningCLI reads sys.argv itself when run from the shell
+    full_trace = "--traceback" in argv
+    if full_trace:
+        argv.remove("--traceback")
+        if from_shell:
+            sys.argv.remove("--traceback")
+    from datamodules.errors import DatasetError
+
+    try:
+        cli_main(None if from_shell else argv)  # LightningCLI reads sys.argv itself when run from the shell
+    except (DatasetError, FileNotFoundError) as err:  # bad input: one line with the file and the fix, like the rest
+        if full_trace:
+            raise
+        sys.stderr.write(f"error: {err}\n(syn2real {argv[0]} --traceback ... shows the full trace)\n")
+        sys.exit(2)

@@ -45,8 +45,16 @@ def _garbage(root: Path) -> None:
     png.write_bytes(bytes(data))
 
 
+def _no_label_column(root: Path) -> None:
+    table = root / "samples.csv"
+    lines = [line.split(",") for line in table.read_text().splitlines()]
+    at = lines[0].index("label")
+    table.write_text("\n".join(",".join(cells[:at] + cells[at + 1 :]) for cells in lines) + "\n")
+
+
 DATASET_ROWS = {  # name: (how the dataset is broken, the message fragment)
     "size is a number": (_json("size", 32), "'size' is 32. Fix: write [height, width]"),
+    "no label column": (_no_label_column, "row 2 (id 's000'): has no label (the 'label' column is empty or missing)"),
     "truncated image": (_truncate, "images/s002.png: cannot be read as an image"),
     "corrupt mask": (_garbage, "masks/s000.png: cannot be read as an image"),
     "classes empty": (_json("classes", []), "'classes' is []"),
@@ -129,3 +137,24 @@ def test_bad_command_line_input_is_refused_before_any_work(
     assert exit_.value.code == 2
     assert fragment in _words(capsys.readouterr().err)
     assert tree_digest(tmp_path) == before and not (tmp_path / "o").exists()
+
+
+def test_fit_on_a_broken_dataset_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    configs = Path(__file__).parents[2] / "configs"
+    root = write_dataset(tmp_path / "ds", make_samples(3))
+    _depth(np.full((8, 8), np.nan, np.float32))(root)
+    argv = [
+        "fit",
+        "--config",
+        str(configs / "smoke" / "task.yaml"),
+        "--data",
+        str(configs / "data" / "simulated_folder.yaml"),
+    ]
+    argv += [f"--data.train.init_args.root={root}", "--model.network.num_classes=3"]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "depth/s001.npy: depth map holds NaN" in _words(err) and "--traceback" in err
+    with pytest.raises(DatasetError, match="depth map holds NaN"):  # --traceback: the exception itself
+        main([*argv, "--traceback"])
