@@ -106,6 +106,12 @@ class ImageFolderDataset(_FolderBase):
         for label, name in enumerate(self.classes):
             folder = self.root / name
             images = _images_in(folder) if folder.is_dir() else []
+            if folder.is_dir() and not images:
+                raise DatasetError(
+                    folder,
+                    "class folder holds no images",
+                    f"add {', '.join(IMAGE_SUFFIXES)} files or remove the folder (and the class from `classes`)",
+                )
             files += images
             labels += [label] * len(images)
         if not files:

@@ -198,6 +198,12 @@ class Syn2RealDataset(Dataset[Sample]):
         table = self.root / "samples.csv"
         if not self.rows:
             raise DatasetError(table, "has no rows", "write at least one sample")
+        if self.info.num_samples and self.info.num_samples != len(self.rows):
+            raise DatasetError(
+                self.root / "dataset.json",
+                f"num_samples is {self.info.num_samples} but samples.csv has {len(self.rows)} rows (a copy cut short?)",
+                "re-copy or re-export the dataset, or correct num_samples if rows were removed on purpose",
+            )
         seen: set[str] = set()
         labels: list[int] = []
         for n, row in enumerate(self.rows, start=2):  # row 1 is the header

@@ -58,6 +58,7 @@ DATASET_ROWS = {  # name: (how the dataset is broken, the message fragment)
     "truncated image": (_truncate, "images/s002.png: cannot be read as an image"),
     "corrupt mask": (_garbage, "masks/s000.png: cannot be read as an image"),
     "classes empty": (_json("classes", []), "'classes' is []"),
+    "num_samples disagrees": (_json("num_samples", 7), "num_samples is 7 but samples.csv has 3 rows"),
     "depth 2xHxW": (_depth(np.zeros((2, 8, 8), np.float32)), "depth/s001.npy: depth map has shape (2, 8, 8)"),
     "depth NaN": (_depth(np.full((8, 8), np.nan, np.float32)), "depth/s001.npy: depth map holds NaN"),
     "depth inf": (_depth(np.full((8, 8), np.inf, np.float32)), "depth/s001.npy: depth map holds NaN, infinite"),
@@ -158,3 +159,15 @@ def test_fit_on_a_broken_dataset_is_one_line_and_exit_2(tmp_path: Path, capsys: 
     assert "depth/s001.npy: depth map holds NaN" in _words(err) and "--traceback" in err
     with pytest.raises(DatasetError, match="depth map holds NaN"):  # --traceback: the exception itself
         main([*argv, "--traceback"])
+
+
+def test_an_empty_class_folder_is_refused(tmp_path: Path) -> None:
+    from datamodules.folders import ImageFolderDataset
+
+    for name in ("cat", "dog"):
+        (tmp_path / "real" / name).mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "real" / "cat" / "a.png")
+    before = tree_digest(tmp_path)
+    with pytest.raises(DatasetError, match=r"real/dog: class folder holds no images"):
+        ImageFolderDataset(tmp_path / "real")
+    assert tree_digest(tmp_path) == before
