@@ -39,6 +39,11 @@ class Syn2RealCLI(LightningCLI):
         )
 
     def before_fit(self) -> None:
+        if self.trainer.max_epochs == 0 or self.trainer.max_steps == 0:
+            from datamodules.errors import DatasetError
+
+            key = "max_epochs" if self.trainer.max_epochs == 0 else "max_steps"
+            raise DatasetError(f"trainer.{key}", "is 0: nothing would be trained", f"set trainer.{key} to 1 or more")
         self._started = time.perf_counter()
         self._best = None
         if self.config[self.subcommand].get("test_val_selected"):

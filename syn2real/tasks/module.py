@@ -12,7 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch import Tensor, nn
 
-from syn2real.batch import Batch
+from syn2real.batch import IGNORE_INDEX, Batch, DomainBatch
 from syn2real.losses import check_finite, task_loss
 from syn2real.metrics import task_metric
 from syn2real.optim import OptimizerSpec, SchedulerSpec, configure_optimization
@@ -67,6 +67,38 @@ class TaskEvaluation(pl.LightningModule):
         return configure_optimization(
             params, self.optimizer_spec, self.scheduler_spec, total_steps=self.trainer.estimated_stepping_batches
         )
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.global_step == 0 and batch_idx == 0:
+            for part in (batch.source, batch.target) if isinstance(batch, DomainBatch) else (batch,):
+                self.check_fits(part, "train")
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch_idx == 0:
+            self.check_fits(batch, "val")
+
+    def check_fits(self, batch: Batch, stage: str) -> None:
+        """The data must have the channels and classes the network was built for (checked on the first batch)."""
+        from datamodules.errors import DatasetError
+
+        spec, where = self.network_spec, f"data ({stage})"
+        channels = batch.images.shape[1]
+        if channels != spec.in_channels:
+            raise DatasetError(
+                where,
+                f"gives {channels}-channel images but the network takes {spec.in_channels}",
+                f"set model.init_args.network.in_channels: {channels}, or give {spec.in_channels}-channel data",
+            )
+        labels = batch.labels
+        if labels is not None and labels.numel():
+            known = labels[labels != IGNORE_INDEX]
+            top = int(known.max()) if known.numel() else -1
+            if top >= spec.num_classes:
+                raise DatasetError(
+                    where,
+                    f"has class index {top} but the network has {spec.num_classes} classes",
+                    f"set model.init_args.network.num_classes to the data's class count ({top + 1} or more)",
+                )
 
     def _evaluate(self, batch: Batch, stage: str, metric: Any) -> None:
         if batch.labels is None:

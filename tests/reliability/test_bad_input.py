@@ -171,3 +171,37 @@ def test_an_empty_class_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"real/dog: class folder holds no images"):
         ImageFolderDataset(tmp_path / "real")
     assert tree_digest(tmp_path) == before
+
+
+def test_fit_with_nothing_to_train_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    configs = Path(__file__).parents[2] / "configs"
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "fit",
+                "--config",
+                str(configs / "smoke" / "task.yaml"),
+                "--trainer.fast_dev_run=false",
+                "--trainer.max_epochs=0",
+            ]
+        )
+    assert exit_.value.code == 2
+    assert "trainer.max_epochs: is 0: nothing would be trained" in _words(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("--model.network.in_channels=3", "data (train): gives 1-channel images but the network takes 3"),
+        ("--model.network.num_classes=2", "data (train): has class index 2 but the network has 2 classes"),
+    ],
+    ids=["channels", "classes"],
+)
+def test_a_network_built_for_other_data_is_refused_at_the_first_batch(
+    capsys: pytest.CaptureFixture[str], override: str, fragment: str
+) -> None:
+    configs = Path(__file__).parents[2] / "configs"
+    argv = ["fit", "--config", str(configs / "smoke" / "task.yaml"), override]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and fragment in _words(capsys.readouterr().err)
