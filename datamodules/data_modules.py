@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from datamodules.sampling import MixtureBatchSampler
+from datamodules.sampling import EpochShuffleSampler, MixtureBatchSampler
 from datamodules.sources import RandomSource, Source
 from datamodules.transforms import Augment, SampleTransform
 from syn2real.batch import DomainBatch, Sample, collate
@@ -168,7 +168,7 @@ class TaskDataModule(_EvalMixin):
             return DataLoader(
                 self.train_sets[0],
                 batch_size=self.batch_size,
-                shuffle=True,
+                sampler=EpochShuffleSampler(len(self.train_sets[0]), seed=self.seed),
                 drop_last=True,
                 num_workers=self.num_workers,
                 collate_fn=collate,
@@ -270,18 +270,19 @@ class DomainPairDataModule(_EvalMixin):
         return self.plain_loader("source", batch_size=batch_size)
 
     def train_dataloader(self) -> CombinedLoader:
-        def loader(dataset: Dataset[Sample]) -> DataLoader[Any]:
+        def loader(dataset: Dataset[Sample], seed: int) -> DataLoader[Any]:
             return DataLoader(
                 dataset,
                 batch_size=self.batch_size,
-                shuffle=self.shuffle,
+                sampler=EpochShuffleSampler(len(dataset), seed=seed) if self.shuffle else None,
                 drop_last=True,
                 num_workers=self.num_workers,
                 collate_fn=collate,
             )
 
         return CombinedLoader(
-            {"source": loader(self.source_set), "target": loader(self.target_set)}, mode="max_size_cycle"
+            {"source": loader(self.source_set, self.seed), "target": loader(self.target_set, self.seed + 1)},
+            mode="max_size_cycle",
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

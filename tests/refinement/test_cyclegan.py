@@ -92,18 +92,20 @@ def test_cycle_and_identity_terms_are_in_the_reference_minus_one_to_one_units() 
     assert losses["loss_g"].item() == pytest.approx(expected)
 
 
-def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shuffle", [False, True], ids=["fixed-order", "shuffled"])
+def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path, shuffle: bool) -> None:
     pl.seed_everything(0)
     straight = LossRecorder()
-    _trainer(tmp_path / "a", 2, [straight]).fit(CycleGAN(**TINY, ema_decay=0.9), _data())
+    _trainer(tmp_path / "a", 2, [straight]).fit(CycleGAN(**TINY, ema_decay=0.9), _data(shuffle))
 
     pl.seed_everything(0)
     first = _trainer(tmp_path / "b", 1)
-    first.fit(CycleGAN(**TINY, ema_decay=0.9), _data())
+    first.fit(CycleGAN(**TINY, ema_decay=0.9), _data(shuffle))
     first.save_checkpoint(tmp_path / "epoch1.ckpt")
+    torch.manual_seed(123)  # a resumed process does not share the first one's RNG state
     resumed = LossRecorder()
     _trainer(tmp_path / "c", 2, [resumed]).fit(
-        CycleGAN(**TINY, ema_decay=0.9), _data(), ckpt_path=tmp_path / "epoch1.ckpt"
+        CycleGAN(**TINY, ema_decay=0.9), _data(shuffle), ckpt_path=tmp_path / "epoch1.ckpt"
     )
     expected = [loss for loss in straight.losses if loss[0] == 1]
     assert len(resumed.losses) == len(expected) == 2
