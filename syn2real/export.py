@@ -41,6 +41,16 @@ def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     module, _, name = record["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     model = cls.load_from_checkpoint(ckpt, map_location=device).eval()
+    broken = [
+        name
+        for name, value in model.state_dict().items()
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise ValueError(
+            f"{ckpt}: the refiner's weights are not finite ({broken[0]}{' and more' if len(broken) > 1 else ''}): its "
+            "training diverged; refine with an earlier checkpoint or retrain with a lower learning rate"
+        )
     return model, record
 
 

@@ -15,6 +15,7 @@ import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
 from syn2real import __version__
 from syn2real.cli.config_files import MODE
 from syn2real.cli.methods import import_methods
+from syn2real.finite_guard import FiniteGuard
 from syn2real.val_selection import BestValidationWeights
 
 import_methods()  # registers every method; lets --model=DANN resolve
@@ -45,6 +46,7 @@ class Syn2RealCLI(LightningCLI):
             key = "max_epochs" if self.trainer.max_epochs == 0 else "max_steps"
             raise DatasetError(f"trainer.{key}", "is 0: nothing would be trained", f"set trainer.{key} to 1 or more")
         self._started = time.perf_counter()
+        self.trainer.callbacks.append(FiniteGuard())
         self._best = None
         if self.config[self.subcommand].get("test_val_selected"):
             self._best = BestValidationWeights()
