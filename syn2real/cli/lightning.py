@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,17 @@ class Syn2RealCLI(LightningCLI):
             help="also test the weights of the best real-validation epoch (metrics test_valsel/*: they use the "
             "validation labels)",
         )
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; if it fails before writing anything but its config, remove the run folder it created."""
+        log_dir = Path(self.trainer.log_dir) if self.trainer.logger is not None and self.trainer.log_dir else None
+        existed = log_dir is not None and log_dir.exists()
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if log_dir is not None and not existed and _only_config(log_dir):
+                shutil.rmtree(log_dir, ignore_errors=True)
+            raise
 
     def before_fit(self) -> None:
         if self.trainer.max_epochs == 0 or self.trainer.max_steps == 0:
@@ -89,6 +101,11 @@ class Syn2RealCLI(LightningCLI):
             "metrics": {k: float(v) for k, v in metrics.items()},
         }
         out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _only_config(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing a failed run should keep (its saved config, hparams, empty folders)."""
+    return all(p.is_dir() or p.name in ("config.yaml", "hparams.yaml") for p in folder.rglob("*"))
 
 
 def cli_main(args: ArgsType = None, *, run: bool = True) -> Syn2RealCLI:

@@ -153,9 +153,18 @@ class TaskModule(TaskEvaluation):
             self.network.eval()
             self.network.head_module.train()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if batch.labels is None:
-            raise ValueError(f"{type(self).__name__} needs labeled training data; this training source has no labels")
+            from datamodules.errors import DatasetError
+
+            raise DatasetError(
+                f"data (train), sample {batch.ids[0]!r}",
+                f"has no label, and {type(self).__name__} trains on labels",
+                "give a labeled training source (use_labels: true), or train a method that uses unlabeled data",
+            )
+        super().on_train_batch_start(batch, batch_idx)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         logits = self.network(batch.images)
         loss = check_finite(
             task_loss(logits, batch.labels, label_smoothing=self.hparams.label_smoothing),

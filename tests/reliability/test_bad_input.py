@@ -152,10 +152,12 @@ def test_fit_on_a_broken_dataset_is_one_line_and_exit_2(tmp_path: Path, capsys: 
         str(configs / "data" / "simulated_folder.yaml"),
     ]
     argv += [f"--data.train.init_args.root={root}", "--model.network.num_classes=3"]
+    logs = ["--trainer.logger=pytorch_lightning.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'runs'}"]
     with pytest.raises(SystemExit) as exit_:
-        main(argv)
+        main([*argv, *logs])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
+    assert not list((tmp_path / "runs").rglob("version_*"))  # the failed run leaves no empty run folder
     assert "depth/s001.npy: depth map holds NaN" in _words(err) and "--traceback" in err
     with pytest.raises(DatasetError, match="depth map holds NaN"):  # --traceback: the exception itself
         main([*argv, "--traceback"])
@@ -205,3 +207,18 @@ def test_a_network_built_for_other_data_is_refused_at_the_first_batch(
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and fragment in _words(capsys.readouterr().err)
+
+
+def test_unlabeled_training_data_for_a_supervised_method_names_a_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    configs = Path(__file__).parents[2] / "configs"
+    argv = ["fit", "--config", str(configs / "smoke" / "task.yaml"), "--data", str(configs / "data" / "digits.yaml")]
+    argv += ["--data.train.init_args.use_labels=false", "--data.train.init_args.num_samples=8", "--data.batch_size=4"]
+    argv += ["--model.network.num_classes=10"]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = _words(capsys.readouterr().err)
+    assert (
+        exit_.value.code == 2
+        and "data (train), sample 'sim0-" in err
+        and "has no label, and TaskModule trains on labels" in err
+    )
