@@ -27,7 +27,7 @@ def _check_sizes(files: list[Path], size: tuple[int, int] | None) -> tuple[int, 
     """All files readable; with no ``size`` given, all of one size (returned)."""
     first = image_size(files[0])
     for f in files:
-        s = image_size(f)
+        s = image_size(f, decode=True)
         if size is None and s != first:
             raise DatasetError(
                 f,

@@ -65,6 +65,11 @@ class MixtureBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> MixtureBatchSampler:
+        """Itself: Lightning calls ``set_epoch`` on a loader's ``batch_sampler.sampler``, not on the batch sampler."""
+        return self
+
     def __len__(self) -> int:
         return self.num_batches
 

@@ -14,8 +14,9 @@ import json
 import os
 import shutil
 import signal
-import tempfile
+import socket
 import threading
+import uuid
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -46,13 +47,6 @@ def prepare_output(out: Path, *, overwrite: bool) -> None:
             )
 
 
-def folder_mode() -> int:
-    """The permission bits a new folder gets under the current umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -63,15 +57,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def remove_stale_partials(out: Path) -> list[Path]:
-    """Remove the ``.<name>.partial-*`` folders next to ``out`` whose writing process no longer runs."""
+    """Remove the ``.<name>.partial-*`` folders next to ``out`` whose writing process (on this host) no longer runs.
+
+    A folder written from another host (shared disk) or without an owner file is left alone.
+    """
     removed = []
     for partial in out.parent.glob(f".{out.name}.partial-*"):
         try:
-            pid = int((partial / PID_FILE).read_text())
+            host, _, pid = (partial / PID_FILE).read_text().rpartition(":")
+            dead = host == socket.gethostname() and not _alive(int(pid))
         except (OSError, ValueError):
             continue  # not one of ours, or still being created: leave it
-        if not _alive(pid):
+        if dead:
             shutil.rmtree(partial, ignore_errors=True)
             removed.append(partial)
     return removed
@@ -115,9 +117,9 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(self.out)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-        self._tmp.chmod(folder_mode())
-        (self._tmp / PID_FILE).write_text(str(os.getpid()))
+        self._tmp = self.out.parent / f".{self.out.name}.partial-{uuid.uuid4().hex[:12]}"
+        self._tmp.mkdir()  # plain mkdir: permissions follow the umask (mkdtemp would give 0700)
+        (self._tmp / PID_FILE).write_text(_owner())
         self._sigterm = None
         if threading.current_thread() is threading.main_thread():
             self._sigterm = signal.signal(signal.SIGTERM, _terminate)
@@ -180,18 +182,23 @@ class DatasetWriter:
     ) -> None:
         assert self._tmp is not None
         self._file.close()
-        if self._sigterm is not None:
-            signal.signal(signal.SIGTERM, self._sigterm)
-        if exc_type is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            return
-        (self._tmp / PID_FILE).unlink()
+        try:
+            if exc_type is None:
+                self._finish()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)  # gone after a rename; the partial folder otherwise
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+
+    def _finish(self) -> None:
+        assert self._tmp is not None
         self.info.num_samples = self._count
         (self._tmp / "dataset.json").write_text(json.dumps(self.info.to_json(), indent=2) + "\n")
+        (self._tmp / PID_FILE).unlink()
         old = None
         if self.out.exists():
             prepare_output(self.out, overwrite=self.overwrite)  # re-check: the folder may have appeared meanwhile
-            old = self.out.with_name(f".{self.out.name}.replaced")
+            old = self.out.with_name(f".{self.out.name}.replaced-{uuid.uuid4().hex[:12]}")
             self.out.rename(old)
         self._tmp.rename(self.out)
         if old is not None:

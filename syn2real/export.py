@@ -93,8 +93,11 @@ def refine_dataset(
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
     """
     inside = [p.resolve() for p in (data, *select_stages(data, stage))]
-    if any(p == out.resolve() or out.resolve() in p.parents for p in inside):
-        raise DatasetError(out, "is the dataset being refined (or holds it)", "write the refined dataset elsewhere")
+    target = out.resolve()
+    if any(p == target or target in p.parents or p in target.parents for p in inside):
+        raise DatasetError(
+            out, "is the dataset being refined, holds it or lies inside it", "write the refined dataset elsewhere"
+        )
     prepare_output(out, overwrite=overwrite)
     model, record = load_refiner(ckpt, device)
     source = select_stages(data, stage)[0]

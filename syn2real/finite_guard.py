@@ -4,7 +4,7 @@ Every method names a non-finite loss (:func:`syn2real.losses.check_finite`); tha
 overflows, after the step that caused it. :class:`FiniteGuard` (added to every ``syn2real fit``) checks earlier:
 
 - before each optimizer step, that every gradient the step would apply is finite (the step is refused, so the
-  weights stay as they were);
+  weights stay as they were; with fp16 mixed precision the GradScaler's own skipping is left to do this);
 - before each checkpoint is written, that every floating-point tensor of the model state is finite (the save is
   refused, so ``last.ckpt`` stays the last finite checkpoint).
 """
@@ -28,6 +28,8 @@ class FiniteGuard(pl.Callback):
     """Refuse an optimizer step with non-finite gradients and a checkpoint with non-finite weights."""
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        if getattr(trainer.precision_plugin, "scaler", None) is not None:
+            return  # fp16 mixed precision: the GradScaler skips overflowing steps itself
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         finite = [torch.isfinite(p.grad).all() for p in params]
         if not finite or bool(torch.stack(finite).all()):  # one device sync per step

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         cli_main(None if from_shell else argv)  # LightningCLI reads sys.argv itself when run from the shell
-    except (DatasetError, FileNotFoundError) as err:  # bad input: one line with the file and the fix, like the rest
+    except (DatasetError, FileNotFoundError, FloatingPointError) as err:  # bad input or divergence: one line
         if full_trace:
             raise
         sys.stderr.write(f"error: {err}\n(syn2real {argv[0]} --traceback ... shows the full trace)\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ def adapt_checkpoint(
     """
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    if out.resolve() == ckpt.resolve():
+        raise ValueError(f"{out} is the checkpoint being adapted: write the adapted checkpoint to another --out")
     loaded = load_task_checkpoint(ckpt)
     network, spec, prefix, checkpoint = loaded.network, loaded.spec, loaded.prefix, loaded.checkpoint
     if not bn_layers(network):
@@ -89,8 +91,7 @@ def adapt_checkpoint(
         "prefix": prefix,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.partial"  # created by torch.save: umask permissions
     try:
         torch.save(checkpoint, tmp)
         os.replace(tmp, out)

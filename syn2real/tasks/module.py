@@ -154,11 +154,12 @@ class TaskModule(TaskEvaluation):
             self.network.head_module.train()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if batch.labels is None:
+        labeled = batch.source if isinstance(batch, DomainBatch) else batch  # AdaBN trains on the source part
+        if labeled.labels is None:
             from datamodules.errors import DatasetError
 
             raise DatasetError(
-                f"data (train), sample {batch.ids[0]!r}",
+                f"data (train), sample {labeled.ids[0]!r}",
                 f"has no label, and {type(self).__name__} trains on labels",
                 "give a labeled training source (use_labels: true), or train a method that uses unlabeled data",
             )

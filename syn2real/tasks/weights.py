@@ -22,9 +22,13 @@ def read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as err:
-        raise ValueError(
-            f"{path} cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}); it may be truncated or "
-            "not a checkpoint: point to a .ckpt written by syn2real (e.g. <run>/checkpoints/last.ckpt)"
+        from datamodules.errors import DatasetError
+
+        raise DatasetError(
+            path,
+            f"cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}); it may be truncated or not a "
+            "checkpoint",
+            "point to a .ckpt written by syn2real (e.g. <run>/checkpoints/last.ckpt)",
         ) from None
 
 

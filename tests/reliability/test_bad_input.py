@@ -73,7 +73,7 @@ def test_a_broken_dataset_is_refused_at_open_naming_file_and_fix(tmp_path: Path,
     before = tree_digest(root)
     with pytest.raises(DatasetError) as err:
         Syn2RealDataset(root)
-    assert fragment in str(err.value) and "Fix:" in str(err.value)
+    assert type(err.value) is DatasetError and fragment in str(err.value) and "Fix:" in str(err.value)
     assert tree_digest(root) == before
 
 
@@ -93,11 +93,11 @@ def _words(text: str) -> str:
 CLI_ROWS = {  # name: (argv builder given tmp_path, the message fragment on stderr)
     "text file as --ckpt": (
         lambda t: ["refine", "--ckpt", str(t / "notes.txt"), "--data", str(t / "ds"), "--out", str(t / "o")],
-        "notes.txt cannot be read as a PyTorch checkpoint",
+        "notes.txt: cannot be read as a PyTorch checkpoint",
     ),
     "truncated --ckpt": (
         lambda t: ["refine", "--ckpt", str(t / "cut.ckpt"), "--data", str(t / "ds"), "--out", str(t / "o")],
-        "cut.ckpt cannot be read as a PyTorch checkpoint",
+        "cut.ckpt: cannot be read as a PyTorch checkpoint",
     ),
     "simulate --config missing": (
         lambda t: ["simulate", "--out", str(t / "o"), "--config", str(t / "nope.yaml")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,7 +66,7 @@ def test_refine_will_not_write_over_its_own_input(tmp_path: Path, capsys: pytest
     run = tmp_path / "run"
     data = write_dataset(run / "stage_000", make_samples(2))
     before = tree_digest(run)
-    for out in (data, run):  # the dataset itself, or the run folder that holds it
+    for out in (data, run, data / "refined"):  # the dataset itself, the run folder holding it, a folder inside it
         with pytest.raises(SystemExit) as exit_:
             main(["refine", "--ckpt", "any.ckpt", "--data", str(run), "--out", str(out), "--overwrite"])
         assert exit_.value.code == 2 and "is the dataset being refined" in _words(capsys.readouterr().err)
@@ -80,6 +81,7 @@ def test_written_folders_follow_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
     assert not (tmp_path / "shared" / PID_FILE).exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the writer's handler is gone once it closed
 
 
 SLOW_WRITER = """
@@ -114,14 +116,18 @@ def test_a_killed_writers_partial_folder_is_removed_by_the_next_writer(tmp_path:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / ".ds.partial-abc123"
     (stale / "images").mkdir(parents=True)
-    (stale / PID_FILE).write_text(dead.stdout.strip())
-    foreign = tmp_path / ".ds.partial-notours"  # no pid file: not known to be ours, left alone
+    host = socket.gethostname()
+    (stale / PID_FILE).write_text(f"{host}:{dead.stdout.strip()}")
+    foreign = tmp_path / ".ds.partial-notours"  # no owner file: not known to be ours, left alone
     foreign.mkdir()
     live = tmp_path / ".ds.partial-running"  # a writer that still runs (this process)
     live.mkdir()
-    (live / PID_FILE).write_text(str(os.getpid()))
+    (live / PID_FILE).write_text(f"{host}:{os.getpid()}")
+    elsewhere = tmp_path / ".ds.partial-otherhost"  # another host's writer on a shared disk: its pids are not ours
+    elsewhere.mkdir()
+    (elsewhere / PID_FILE).write_text(f"not-{host}:{dead.stdout.strip()}")
     _one(tmp_path / "ds")
-    assert not stale.exists() and foreign.exists() and live.exists()
+    assert not stale.exists() and foreign.exists() and live.exists() and elsewhere.exists()
     assert len(Syn2RealDataset(tmp_path / "ds")) == 1
 
 
@@ -144,3 +150,28 @@ def test_a_run_without_logger_writes_nothing_outside_a_run_folder(
     with pytest.warns(UserWarning, match="results.json is not written"):
         cli_main(["fit", "--config", str(configs / "smoke" / "task.yaml")])  # logger: false
     assert list(tmp_path.iterdir()) == []
+
+
+def test_adapt_bn_will_not_write_over_its_own_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"weights")
+    with pytest.raises(SystemExit) as exit_:
+        main(["adapt-bn", "--ckpt", str(ckpt), "--data", "digits-pool", "--out", str(ckpt), "--overwrite"])
+    assert exit_.value.code == 2 and "is the checkpoint being adapted" in _words(capsys.readouterr().err)
+    assert ckpt.read_bytes() == b"weights"
+
+
+def test_lightning_reaches_every_training_samplers_epoch() -> None:
+    from lightning_fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    from datamodules.sampling import EpochShuffleSampler, MixtureBatchSampler
+
+    mixture = MixtureBatchSampler([4, 4], [0.5, 0.5], batch_size=2, num_batches=4, seed=0)
+    plain = EpochShuffleSampler(8, seed=0)
+    loaders = [DataLoader(range(8), batch_sampler=mixture), DataLoader(range(8), sampler=plain, batch_size=2)]
+    orders = [[list(batch) for batch in loader] for loader in loaders]
+    for loader in loaders:
+        _set_sampler_epoch(loader, 1)  # what Lightning's fit loop calls before each epoch
+    assert mixture.epoch == 1 and plain.epoch == 1
+    assert [[list(batch) for batch in loader] for loader in loaders] != orders  # a new order each epoch
