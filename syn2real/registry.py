@@ -5,7 +5,10 @@ LightningCLI resolves classes by ``class_path``; the registry is not a second co
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the registry itself stays light: `syn2real list` must not import Lightning
+    import pytorch_lightning as pl
 
 FAMILIES = ("refinement", "adaptation", "generalization")
 _METHODS: dict[str, type[pl.LightningModule]] = {}

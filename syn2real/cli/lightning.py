@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import ArgsType, LightningCLI
 from pytorch_lightning.utilities import rank_zero_warn
 
-import datamodules  # noqa: F401  (lets --data=TaskDataModule resolve)
+import datamodules.data_modules  # noqa: F401  (lets --data=TaskDataModule resolve)
 from syn2real import __version__
 from syn2real.cli.config_files import MODE
 from syn2real.cli.methods import import_methods

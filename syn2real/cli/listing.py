@@ -11,14 +11,7 @@ from rich.table import Table
 
 from syn2real import __version__
 from syn2real.cli.configs import configs_dir, shown
-from syn2real.cli.methods import import_methods
-from syn2real.registry import family_of, get_method, list_methods
-
-
-def public_path(cls: type) -> str:
-    """``refinement.cyclegan.CycleGAN``: the class path a config uses (the package re-exports the class)."""
-    module = cls.__module__.removesuffix(".module")
-    return f"{module}.{cls.__qualname__}"
+from syn2real.method_index import method_index
 
 
 def methods_table(configs: Path) -> Table:
@@ -34,11 +27,11 @@ def methods_table(configs: Path) -> Table:
     table.add_column("family", no_wrap=True)
     table.add_column("class", no_wrap=True)
     table.add_column("experiments on", overflow="fold")
-    methods = list_methods()
-    for name in methods:
-        benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{name}__*.yaml"))
-        missing = "" if (configs / "model" / f"{name}.yaml").is_file() else " (no model config)"
-        table.add_row(name, family_of(name), public_path(get_method(name)) + missing, ", ".join(benchmarks) or "-")
+    methods = method_index()  # read from the source tree: listing imports no method (nor torch)
+    for m in methods:
+        benchmarks = sorted(p.stem.split("__", 1)[1] for p in (configs / "experiments").glob(f"{m.name}__*.yaml"))
+        missing = "" if (configs / "model" / f"{m.name}.yaml").is_file() else " (no model config)"
+        table.add_row(m.name, m.family, m.class_path + missing, ", ".join(benchmarks) or "-")
     if not methods:
         table.add_row("(none yet)", "", "", "")
     return table
@@ -55,7 +48,6 @@ def list_command(argv: list[str]) -> int:
     except FileNotFoundError as err:
         Console(stderr=True).print(f"[red]error:[/red] {err}")
         return 2
-    import_methods()
     console.print(methods_table(configs))
     experiments = Table(title="experiments: syn2real fit --config <path>", title_justify="left", box=box.SIMPLE_HEAD)
     experiments.add_column("config", overflow="fold")

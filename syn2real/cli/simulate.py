@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from datamodules.errors import DatasetError
-from datamodules.simulator import DigitsSimulatorConfig, config_record
-from datamodules.writer import prepare_output
 from syn2real import __version__
+
+if TYPE_CHECKING:
+    from datamodules.simulator import DigitsSimulatorConfig
 
 
 def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
     """A simulator config from YAML (keys of :class:`DigitsSimulatorConfig`), with a clear error on unknown keys."""
+    from datamodules.simulator import DigitsSimulatorConfig
+
     if path is None:
         return DigitsSimulatorConfig()
     if not path.is_file():
@@ -66,6 +70,9 @@ def simulate_command(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
+    from datamodules.simulator import config_record  # torch: only once the arguments are known to be good
+    from datamodules.writer import prepare_output
+
     try:
         config = load_simulator_config(args.config)
         prepare_output(args.out, overwrite=args.overwrite)
