@@ -6,10 +6,13 @@ photometric ones touch the image only. Presets: ``none``, ``light``, ``strong``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Literal
 
-import albumentations as A
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no update check over the network at import
+
+import albumentations as A  # noqa: E402
 import numpy as np
 import torch
 
