@@ -12,7 +12,7 @@ from typing import Literal
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no update check over the network at import
 
-import albumentations as A  # noqa: E402
+import albumentations as A
 import numpy as np
 import torch
 
