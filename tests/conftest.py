@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 import syn2real.cli  # noqa: F401  (imports every family: the registry is full before collection)
@@ -55,6 +56,29 @@ def write_dataset(
         for s in samples:
             w.add(s, params={"index": s.id})
     return root
+
+
+def quiet_trainer(root: Path, *, callbacks: list | None = None, **kwargs: object) -> pl.Trainer:
+    """A CPU Trainer that logs, checkpoints, prints and validates nothing unless told (``kwargs`` override)."""
+    options: dict[str, object] = {
+        "accelerator": "cpu",
+        "limit_val_batches": 0,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": root,
+        "callbacks": callbacks or [],
+    }
+    return pl.Trainer(**(options | kwargs))
+
+
+def fit_and_save(model: pl.LightningModule, data: pl.LightningDataModule, path: Path, *, steps: int = 2) -> Path:
+    """Train ``model`` for ``steps`` steps on ``data`` and save its checkpoint at ``path``."""
+    trainer = quiet_trainer(path.parent, max_steps=steps)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
 
 
 def tree_digest(root: Path) -> str:

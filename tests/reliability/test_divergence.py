@@ -15,7 +15,7 @@ from syn2real.export import refine_dataset
 from syn2real.finite_guard import FiniteGuard
 from syn2real.losses import NonFiniteLossError
 from syn2real.tasks import TaskModule, TaskNetworkSpec
-from tests.conftest import make_samples, write_dataset
+from tests.conftest import make_samples, quiet_trainer, write_dataset
 
 
 class PoisonGradient(pl.Callback):
@@ -30,17 +30,7 @@ class PoisonGradient(pl.Callback):
 
 
 def _trainer(tmp_path: Path, callbacks: list[pl.Callback], steps: int = 3) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        callbacks=callbacks,
-    )
+    return quiet_trainer(tmp_path, callbacks=callbacks, max_steps=steps)
 
 
 def test_a_step_with_a_non_finite_gradient_is_refused_and_the_weights_stay(tmp_path: Path) -> None:

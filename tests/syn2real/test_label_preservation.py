@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
@@ -23,7 +22,7 @@ from syn2real.export import load_refiner, refine_dataset
 from syn2real.label_preservation import LabelPreservation, load_judge, measure_label_preservation
 from syn2real.refined_source import RefinedSource
 from syn2real.tasks import TaskModule, TaskNetworkSpec
-from tests.conftest import make_samples, write_dataset
+from tests.conftest import fit_and_save, make_samples, write_dataset
 
 
 class Brightness(nn.Module):
@@ -55,22 +54,6 @@ def test_label_preservation_is_the_share_the_judge_gives_the_source_label() -> N
         LabelPreservation(Brightness()).rates()
 
 
-def _fit(model: pl.LightningModule, data: pl.LightningDataModule, path: Path) -> Path:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=path.parent,
-    )
-    trainer.fit(model, data)
-    trainer.save_checkpoint(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 32×32 grey refiner and a 10-class judge, 2 training steps each."""
@@ -78,8 +61,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     refiner = CycleGAN(in_channels=1, base_channels=4, num_blocks=1, disc_base_channels=4, disc_layers=1, pool_size=2)
     judge = TaskModule(network=TaskNetworkSpec(width=4, num_classes=10))
     return (
-        _fit(refiner, RandomDomainPairDataModule(size=32, batch_size=2), folder / "refiner.ckpt"),
-        _fit(judge, RandomDataModule(num_classes=10, size=32, batch_size=4), folder / "judge.ckpt"),
+        fit_and_save(refiner, RandomDomainPairDataModule(size=32, batch_size=2), folder / "refiner.ckpt"),
+        fit_and_save(judge, RandomDataModule(num_classes=10, size=32, batch_size=4), folder / "judge.ckpt"),
     )
 
 

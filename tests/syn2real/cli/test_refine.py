@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
@@ -16,29 +15,15 @@ from refinement.cyclegan import CycleGAN
 from syn2real.cli import main
 from syn2real.export import refine_dataset
 from syn2real.tasks import TaskModule, TaskNetworkSpec
-from tests.conftest import make_samples, tree_digest, write_dataset
-
-
-def _fit(model: pl.LightningModule, data: pl.LightningDataModule, path: Path) -> Path:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=path.parent,
-    )
-    trainer.fit(model, data)
-    trainer.save_checkpoint(path)
-    return path
+from tests.conftest import fit_and_save, make_samples, tree_digest, write_dataset
 
 
 @pytest.fixture(scope="module")
 def refiner_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = CycleGAN(in_channels=1, base_channels=4, num_blocks=1, disc_base_channels=4, disc_layers=1, pool_size=2)
-    return _fit(model, RandomDomainPairDataModule(size=16, batch_size=2), tmp_path_factory.mktemp("r") / "r.ckpt")
+    return fit_and_save(
+        model, RandomDomainPairDataModule(size=16, batch_size=2), tmp_path_factory.mktemp("r") / "r.ckpt"
+    )
 
 
 def test_export_keeps_ids_labels_masks_depth_and_records_provenance(refiner_ckpt: Path, tmp_path: Path) -> None:
@@ -72,7 +57,7 @@ def test_refusals_write_nothing(refiner_ckpt: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="3-channel images; the refiner was trained on 1-channel"):
         refine_dataset(refiner_ckpt, rgb, tmp_path / "out2")
     task = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
-    task_ckpt = _fit(task, RandomDataModule(num_classes=3, size=16, batch_size=4), tmp_path / "task.ckpt")
+    task_ckpt = fit_and_save(task, RandomDataModule(num_classes=3, size=16, batch_size=4), tmp_path / "task.ckpt")
     ok = write_dataset(tmp_path / "ok", make_samples(2, size=16), size=16)
     with pytest.raises(ValueError, match="not a refiner checkpoint"):
         refine_dataset(task_ckpt, ok, tmp_path / "out3")
