@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from datamodules.sources import Source
 from syn2real.batch import collate
@@ -75,14 +75,19 @@ class LabelPreservation:
 
 
 def measure_label_preservation(
-    refiner_checkpoint: Path, judge_checkpoint: Path, source: Source, *, batch_size: int = 256
+    refiner_checkpoint: Path, judge_checkpoint: Path, source: Source, *, batch_size: int = 256, limit: int | None = None
 ) -> dict[str, float]:
-    """Label-preservation rates of ``source``'s labeled images, raw and through the refiner of a checkpoint."""
+    """Label-preservation rates of ``source``'s labeled images, raw and through the refiner of a checkpoint.
+
+    ``limit`` judges only the first ``limit`` images.
+    """
     from syn2real.export import load_refiner
     from syn2real.refined_source import check_refiner_input
 
     refiner, record = load_refiner(refiner_checkpoint)
     dataset = source.load()
+    if limit is not None and limit < len(dataset):
+        dataset = Subset(dataset, range(limit))
     meter: LabelPreservation | None = None
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
         if batch.labels is None:

@@ -34,6 +34,7 @@ from syn2real.registry import family_of, list_methods
 
 BASELINES = {"source_only": "baseline", "source_only_mixture": "baseline", "target_oracle": "baseline (ceiling)"}
 QUICK_ARGS = ["--trainer.max_epochs=1"]
+QUICK_JUDGED = 1000  # --quick: label preservation on the first 1,000 renders
 RUN_ARGS = ["--test_val_selected=true"]
 
 
@@ -129,6 +130,8 @@ def benchmark_tables(
     metric: str,
     out: Path,
     console: Console,
+    *,
+    quick: bool = False,
 ) -> str:
     """Write one benchmark's tables from this invocation's runs and every run finished earlier under ``out``.
 
@@ -139,7 +142,7 @@ def benchmark_tables(
     earlier = [c for c in every if c.folder not in ran]
     mine = [r for r in results if r.tags["benchmark"] == name] + finished_results(earlier)
     if zoo.judge is not None:
-        for note in add_label_preservation(mine, cells + earlier, zoo.judge):
+        for note in add_label_preservation(mine, cells + earlier, zoo.judge, limit=QUICK_JUDGED if quick else None):
             console.print(f"[yellow]label preservation ({name}):[/yellow] {note}")
     rows = {
         **rows,
@@ -230,7 +233,9 @@ def zoo_command(argv: list[str]) -> int:
         return 130
     for name in args.benchmark:
         mine = [c for c in cells if c.tags["benchmark"] == name]
-        table = benchmark_tables(name, mine, results, every[name], zoo, rows, args.metric, args.out / name, console)
+        table = benchmark_tables(
+            name, mine, results, every[name], zoo, rows, args.metric, args.out / name, console, quick=args.quick
+        )
         console.print(table)
     failed = sum(r.status != "ok" for r in results)
     if failed:

@@ -93,11 +93,14 @@ def refiner_cells(
     return cells
 
 
-def add_label_preservation(results: list[CellResult], cells: list[Cell], judge_row: str) -> list[str]:
+def add_label_preservation(
+    results: list[CellResult], cells: list[Cell], judge_row: str, *, limit: int | None = None
+) -> list[str]:
     """Add ``label_preservation/raw`` and ``/refined`` to every finished refiner task run whose judge run finished.
 
-    ``cells`` are one benchmark's; the judge is ``judge_row``'s run of the same seed. A measured value is kept in
-    the run folder and reused while the refiner and judge checkpoints are the same files (size, modification time).
+    ``cells`` are one benchmark's; the judge is ``judge_row``'s run of the same seed; ``limit`` judges only the first
+    renders (``--quick``). A measured value is kept in the run folder and reused while the refiner and judge
+    checkpoints are the same files (size, modification time) and the limit is the same.
     Returns a note for every run that could not be judged.
     """
     by_key = {(c.name, c.seed): c for c in cells}
@@ -113,7 +116,7 @@ def add_label_preservation(results: list[CellResult], cells: list[Cell], judge_r
         refiner = Path(cell.tags["refiner_checkpoint"])
         judge = by_key[(judge_row, result.seed)].folder / "checkpoints" / "last.ckpt"
         try:
-            rates = _judged(cell.folder / PRESERVATION, refiner, judge, Path(cell.tags["task_experiment"]))
+            rates = _judged(cell.folder / PRESERVATION, refiner, judge, Path(cell.tags["task_experiment"]), limit)
         except (OSError, ValueError, RuntimeError) as err:  # a run that cannot be judged is a note, not a crash
             notes.append(f"{result.name} seed {result.seed}: {err}")
             continue
@@ -127,16 +130,21 @@ def _identity(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _judged(cached: Path, refiner: Path, judge: Path, task_experiment: Path) -> dict[str, Any]:
+def _judged(cached: Path, refiner: Path, judge: Path, task_experiment: Path, limit: int | None) -> dict[str, Any]:
     """Label-preservation rates: those kept in ``cached`` if measured with these very checkpoints, else new ones."""
     from syn2real.label_preservation import measure_label_preservation
 
-    inputs = {"refiner": str(refiner), "judge": str(judge), "identity": [_identity(refiner), _identity(judge)]}
+    inputs = {
+        "refiner": str(refiner),
+        "judge": str(judge),
+        "identity": [_identity(refiner), _identity(judge)],
+        "limit": limit,
+    }
     if cached.is_file():
         kept = json.loads(cached.read_text())
         if {k: kept.get(k) for k in inputs} == inputs:
             return kept
-    rates = measure_label_preservation(refiner, judge, training_source(task_experiment))
+    rates = measure_label_preservation(refiner, judge, training_source(task_experiment), limit=limit)
     cached.write_text(json.dumps({**rates, **inputs}, indent=2))
     return rates
 

@@ -98,6 +98,9 @@ def test_measured_label_preservation_matches_the_judge_on_raw_and_refined(checkp
         assert rates["raw"] == int((judge(images).argmax(1) == labels).sum()) / 20
         assert rates["refined"] == int((judge(refiner.refine(images)).argmax(1) == labels).sum()) / 20
     assert rates["images"] == 20
+    first = measure_label_preservation(refiner_ckpt, judge_ckpt, source, batch_size=8, limit=8)  # --quick's subset
+    with torch.no_grad():
+        assert first["images"] == 8 and first["raw"] == int((judge(images[:8]).argmax(1) == labels[:8]).sum()) / 8
     with pytest.raises(ValueError, match="not a syn2real task checkpoint"):
         load_judge(refiner_ckpt)
 
