@@ -24,6 +24,7 @@ from datamodules.stages import select_stages
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
 from syn2real.batch import Sample, collate
+from syn2real.finite_guard import nonfinite_tensors
 from syn2real.label_preservation import LabelPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
 from syn2real.tasks.weights import read_checkpoint
@@ -41,11 +42,7 @@ def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     module, _, name = record["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     model = cls.load_from_checkpoint(ckpt, map_location=device).eval()
-    broken = [
-        name
-        for name, value in model.state_dict().items()
-        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
-    ]
+    broken = nonfinite_tensors(model.state_dict())
     if broken:
         raise ValueError(
             f"{ckpt}: the refiner's weights are not finite ({broken[0]}{' and more' if len(broken) > 1 else ''}): its "

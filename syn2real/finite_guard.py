@@ -11,6 +11,7 @@ overflows, after the step that caused it. :class:`FiniteGuard` (added to every `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +23,15 @@ ADVICE = (
     "Lower the learning rate, enable gradient clipping (trainer.gradient_clip_val), or check the data for NaNs; "
     "the checkpoints written so far are finite"
 )
+
+
+def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or infinity (other entries are skipped)."""
+    return [
+        name
+        for name, value in state.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
+    ]
 
 
 class FiniteGuard(pl.Callback):
@@ -42,9 +52,9 @@ class FiniteGuard(pl.Callback):
         )
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        for name, value in checkpoint.get("state_dict", {}).items():
-            if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
-                raise NonFiniteLossError(
-                    f"{name} is not finite at step {trainer.global_step}: this checkpoint is not written and the "
-                    f"previous one is kept. {ADVICE}."
-                )
+        broken = nonfinite_tensors(checkpoint.get("state_dict", {}))
+        if broken:
+            raise NonFiniteLossError(
+                f"{broken[0]} is not finite at step {trainer.global_step}: this checkpoint is not written and the "
+                f"previous one is kept. {ADVICE}."
+            )
