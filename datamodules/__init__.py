@@ -15,6 +15,7 @@ _EXPORTS = {
     "errors": ("DatasetError",),
     "folders": ("ImageFolderDataset", "SegmentationFolderDataset", "UnlabeledFolderDataset"),
     "format": ("DatasetInfo", "Syn2RealDataset"),
+    "readers": ("BlenderProcSource", "ReplicatorSource", "SoloSource"),
     "real_digits": ("RealDigits",),
     "simulator": ("DigitsSimulator", "DigitsSimulatorConfig"),
     "sources": (

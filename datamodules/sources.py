@@ -72,7 +72,7 @@ class SampleTensorDataset(Dataset[Sample]):
 
 
 class StageConcat(ConcatDataset[Sample]):
-    """Several stage datasets read as one (their class lists were checked to agree)."""
+    """Several stage datasets (syn2real or simulator output) read as one (their class lists were checked to agree)."""
 
     def __init__(self, parts: list[Syn2RealDataset]) -> None:
         super().__init__(parts)

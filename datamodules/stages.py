@@ -8,6 +8,7 @@ stages whose class lists disagree.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, read_info
@@ -49,7 +50,7 @@ def select_stages(root: str | Path, stage: str | int = "latest") -> list[Path]:
             "missing, and no stage folders with a dataset.json inside",
             "point to a syn2real dataset or a folder of stage datasets",
         )
-    chosen = _choose(root, stages, stage)
+    chosen = [stages[k] for k in choose_stages(root, [i.stage for _, i in stages], stage)]
     first_path, first = chosen[0]
     for path, info in chosen[1:]:
         if info.classes != first.classes or info.task != first.task:
@@ -61,26 +62,30 @@ def select_stages(root: str | Path, stage: str | int = "latest") -> list[Path]:
     return [p for p, _ in chosen]
 
 
-def _choose(root: Path, stages: list[tuple[Path, DatasetInfo]], stage: str | int) -> list[tuple[Path, DatasetInfo]]:
+def choose_stages(root: Path, records: list[dict[str, Any] | None], stage: str | int) -> list[int]:
+    """Positions in ``records`` (stage records, in stage order) that ``stage`` selects.
+
+    ``stage`` is ``latest`` | ``best`` (highest score) | ``all`` | a stage index.
+    """
     if stage == "all":
-        return stages
+        return list(range(len(records)))
     if stage == "latest":
-        return [stages[-1]]
+        return [len(records) - 1]
     if stage == "best":
-        scored = [(p, i) for p, i in stages if isinstance((i.stage or {}).get("score"), int | float)]
+        scored = [k for k, r in enumerate(records) if isinstance((r or {}).get("score"), int | float)]
         if not scored:
             raise DatasetError(
                 root,
                 "no stage records a score, so there is no 'best'",
-                "write stage.score in each dataset.json, or use stage: latest | all | <index>",
+                "write stage.score in each dataset.json (score: in stages.yaml), or use stage: latest | all | <index>",
             )
-        return [max(scored, key=lambda t: t[1].stage["score"])]  # type: ignore[index]
+        return [max(scored, key=lambda k: records[k]["score"])]  # type: ignore[index]
     try:
         wanted = int(stage)
     except ValueError:
         raise DatasetError(root, f"unknown stage {stage!r}", "use latest, best, all or a stage index") from None
-    for path, info in stages:
-        if (info.stage or {}).get("index") == wanted:
-            return [(path, info)]
-    have = [(i.stage or {}).get("index") for _, i in stages]
+    for k, record in enumerate(records):
+        if (record or {}).get("index") == wanted:
+            return [k]
+    have = [(r or {}).get("index") for r in records]
     raise DatasetError(root, f"has no stage with index {wanted} (stages: {have})", "pick one of the listed indices")

@@ -1,8 +1,8 @@
 """The ``syn2real`` console script: the composition root, one module per command.
 
-``syn2real fit|validate|test|predict`` run LightningCLI (:mod:`syn2real.cli.lightning`); ``simulate``, ``refine``,
-``adapt-bn``, ``list`` and ``bench`` are plain commands. Only this package and :mod:`syn2real.bench` import the
-method families; each command imports what it needs when it runs, so ``syn2real --help`` starts fast.
+``syn2real fit|validate|test|predict`` run LightningCLI (:mod:`syn2real.cli.lightning`); ``simulate``, ``import``,
+``refine``, ``adapt-bn``, ``list`` and ``bench`` are plain commands. Only this package and :mod:`syn2real.bench` import
+the method families; each command imports what it needs when it runs, so ``syn2real --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from syn2real import __version__
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = {  # command -> "module:function" taking argv and returning an exit status
     "simulate": "syn2real.cli.simulate:simulate_command",
+    "import": "syn2real.cli.import_data:import_command",
     "optimize-sim": "syn2real.cli.optimize_sim:optimize_sim_command",
     "refine": "syn2real.cli.refine:refine_command",
     "adapt-bn": "syn2real.cli.adapt_bn:adapt_bn_command",
@@ -28,6 +29,7 @@ USAGE = """usage: syn2real <command> [options]
 commands:
   fit | validate | test | predict   train / evaluate with LightningCLI:  syn2real fit --config CONFIG.yaml
   simulate                          render the built-in digits simulator into a syn2real dataset
+  import                            SOLO / BlenderProc / Replicator output -> syn2real dataset: --from solo SRC --out O
   optimize-sim                      search the simulator's ψ (meta-sim | autosimulate | lts), one stage per step
   refine                            export a refined dataset: syn2real refine --ckpt C --data D --out O
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
