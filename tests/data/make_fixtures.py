@@ -54,7 +54,7 @@ def scene(k: int) -> Scene:
     depth[:SKY_ROWS] = np.inf
     specs = [("cube", (3 + k, 8, 11 + k, 16)), ("sphere", (16, 6 + k, 26, 16 + k))]
     if k == 2:
-        specs.append(("cone", (12, 16, 18, 22)))
+        specs.append(("cone", (9, 12, 18, 22)))  # partly behind the cube
     objects = []
     for n, (label, (x0, y0, x1, y1)) in enumerate(specs, start=1):
         inside = (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
