@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,14 @@ _KNOWN = {
     "blender_proc_version",
 }
 _EXTRA = "pip install 'syn2real[simulators]' (h5py, pycocotools, openexr)"
+
+
+def _is_object(entry: dict[str, Any]) -> bool:
+    """An ``instance_attribute_maps`` entry that is an object: not the world (idx 0) nor category 0 (background).
+
+    BlenderProc's COCO writer also skips category 0.
+    """
+    return entry["idx"] != 0 and entry["category_id"] != 0
 
 
 def _require(module: str) -> Any:
@@ -71,7 +80,7 @@ class BlenderProcHdf5Reader(FormatReader):
             with self._open(f) as h5:
                 if "instance_attribute_maps" in h5:
                     seen_definitions = True
-                    names.update(str(e["category_id"]) for e in self._attributes(h5, f) if e["idx"] != 0)
+                    names.update(str(e["category_id"]) for e in self._attributes(h5, f) if _is_object(e))
                 elif "instance_segmaps" in h5:
                     raise DatasetError(
                         f,
@@ -140,7 +149,8 @@ class BlenderProcHdf5Reader(FormatReader):
                 frame.instance_map = self._map(h5, "instance_segmaps", ref, shape)
                 by_idx = {e["idx"]: e for e in self._attributes(h5, ref)}
                 for idx in np.unique(frame.instance_map).tolist():
-                    if idx == 0:
+                    if idx == 0 or (idx in by_idx and not _is_object(by_idx[idx])):
+                        frame.instance_map[frame.instance_map == idx] = 0  # the world, category 0: background
                         continue
                     if idx not in by_idx:
                         raise DatasetError(
@@ -149,7 +159,7 @@ class BlenderProcHdf5Reader(FormatReader):
                             "re-render this frame (the two are written together)",
                         )
                     frame.instances.append(Instance(id=idx, label=str(by_idx[idx]["category_id"])))
-            else:
+            elif "category_id_segmaps" in h5 or "class_segmaps" in h5:
                 key = "category_id_segmaps" if "category_id_segmaps" in h5 else "class_segmaps"
                 ids = self._map(h5, key, ref, shape)
                 lut = {int(n): k for k, n in enumerate(self.class_names)}
@@ -231,6 +241,9 @@ class BlenderProcCocoReader(FormatReader):
     def frames(self) -> list[dict[str, Any]]:
         return self.images
 
+    def where(self, ref: dict[str, Any]) -> Path:
+        return self.definitions
+
     def read(self, ref: dict[str, Any]) -> Frame:
         path = self.definitions.parent / ref["file_name"]
         image = read_array_image(path)
@@ -248,21 +261,26 @@ class BlenderProcCocoReader(FormatReader):
             x, y, bw, bh = ann["bbox"]
             frame.instances.append(
                 Instance(
-                    id=k, label=self.categories[ann["category_id"]], box=(int(x), int(y), int(x + bw), int(y + bh))
+                    id=k,
+                    label=self.categories[ann["category_id"]],
+                    box=(math.floor(x), math.floor(y), math.ceil(x + bw), math.ceil(y + bh)),
                 )
             )
         return frame
 
     def _mask(self, segmentation: Any, h: int, w: int, path: Path) -> np.ndarray:
-        if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-            rle = self.mask_utils.frPyObjects(segmentation, h, w)  # uncompressed RLE, as BlenderProc writes it
-        elif isinstance(segmentation, list):
-            rle = self.mask_utils.merge(self.mask_utils.frPyObjects(segmentation, h, w))
-        else:
-            rle = segmentation
         try:
-            return self.mask_utils.decode(rle).astype(bool)
-        except (TypeError, ValueError) as err:
+            if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+                rle = self.mask_utils.frPyObjects(segmentation, h, w)  # uncompressed RLE, as BlenderProc writes it
+            elif isinstance(segmentation, list):
+                rle = self.mask_utils.merge(self.mask_utils.frPyObjects(segmentation, h, w))
+            else:
+                rle = segmentation
+            mask = self.mask_utils.decode(rle).astype(bool)
+            if mask.shape != (h, w):
+                raise ValueError(f"mask is {mask.shape}, the image {h}×{w}")
+            return mask
+        except (TypeError, ValueError, KeyError, IndexError) as err:
             raise DatasetError(
                 self.definitions,
                 f"a segmentation of {path.name} cannot be decoded ({err})",

@@ -68,6 +68,23 @@ class FormatReader(ABC):
     def read(self, ref: Any) -> Frame:
         """Decode and check one frame."""
 
+    def where(self, ref: Any) -> Path:
+        """The file a frame reference names (for errors)."""
+        return ref if isinstance(ref, Path) else self.root
+
+    def read_checked(self, ref: Any) -> Frame:
+        """:meth:`read`, with a record that does not follow the format's schema reported as a :class:`DatasetError`."""
+        try:
+            return self.read(ref)
+        except DatasetError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+            raise DatasetError(
+                self.where(ref),
+                f"does not follow the {self.format} schema ({type(err).__name__}: {err})",
+                "re-export the frame with the simulator's writer, or remove it",
+            ) from None
+
 
 class FrameDataset(Dataset[Sample]):
     """A simulator's output folder as syn2real samples (see :class:`SimulatorOutputSource` for the options)."""
@@ -122,7 +139,7 @@ class FrameDataset(Dataset[Sample]):
         seen: set[str] = set()
         depth_frames = 0
         for k, ref in enumerate(self.refs):
-            frame = self.reader.read(ref)
+            frame = self.reader.read_checked(ref)
             if frame.id in seen:
                 raise DatasetError(frame.where, f"frame id {frame.id!r} occurs twice", "give every frame its own file")
             seen.add(frame.id)
@@ -215,7 +232,7 @@ class FrameDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         k, stored = self._items[index]
         if stored is None:
-            frame = self.reader.read(self.refs[k])
+            frame = self.reader.read_checked(self.refs[k])
             sample = segmentation_sample(
                 frame,
                 self._semantic(frame),
@@ -345,8 +362,18 @@ class SimulatorOutputSource(Source):
 
     def open(self, folder: Path, *, domain: int | None = None, transform: Any = None) -> FrameDataset:
         """One output folder as a :class:`FrameDataset` with this source's options."""
+        try:
+            reader = self.reader_class(folder)
+        except (DatasetError, ImportError):
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+            raise DatasetError(
+                folder,
+                f"its definitions do not follow the format ({type(err).__name__}: {err})",
+                "point to the simulator's unmodified output folder",
+            ) from None
         return FrameDataset(
-            self.reader_class(folder),
+            reader,
             task=self.task,
             classes=self.classes,
             background=self.background,

@@ -138,7 +138,8 @@ def semantic_from_instances(frame: Frame, class_names: list[str]) -> np.ndarray:
     assert frame.instance_map is not None
     semantic = np.full(frame.instance_map.shape, -1, dtype=np.int32)
     for inst in frame.instances:
-        semantic[frame.instance_map == inst.id] = class_names.index(inst.label)
+        if inst.id > 0:  # objects known only by a box (id 0) have no pixels in the map
+            semantic[frame.instance_map == inst.id] = class_names.index(inst.label)
     return semantic
 
 
@@ -269,17 +270,17 @@ def crop_samples(
                 image=_resize(_window(image, x0, y0, s), size, smooth=True).clamp_(0, 1),
                 label=torch.tensor(label, dtype=torch.long),
                 mask=_resize(_window(own, x0, y0, s), size, smooth=False),
-                depth=None if depth is None else _resize(_window(depth, x0, y0, s), size, smooth=False),
+                depth=None if depth is None else _resize(_window(depth, x0, y0, s, invalid_depth), size, smooth=False),
                 id=f"{frame.id}-obj{k:03d}",
             )
         )
     return samples
 
 
-def _window(t: torch.Tensor, x0: int, y0: int, side: int) -> torch.Tensor:
-    """The ``side``×``side`` window of ``C×H×W`` at ``(x0, y0)``, zero where it leaves the image."""
+def _window(t: torch.Tensor, x0: int, y0: int, side: int, fill: float = 0.0) -> torch.Tensor:
+    """The ``side``×``side`` window of ``C×H×W`` at ``(x0, y0)``, ``fill`` where it leaves the image."""
     h, w = t.shape[-2:]
-    out = torch.zeros(t.shape[0], side, side, dtype=t.dtype)
+    out = torch.full((t.shape[0], side, side), fill, dtype=t.dtype)
     sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
         out[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = t[:, sy0:sy1, sx0:sx1]

@@ -35,7 +35,7 @@ from datamodules.readers.frames import Frame, Instance
 from datamodules.readers.images import colour_keys, read_array_image, read_json, read_npy, scalar_params
 
 NOT_AN_OBJECT = {"BACKGROUND", "UNLABELLED"}
-_RGB = re.compile(r"^rgb_(\d+)\.(png|jpg|jpeg)$")
+_RGB = re.compile(r"^rgb_((?:\d+_)?\d+)\.(png|jpg|jpeg)$")  # rgb_0003, or rgb_1_0003 with on_time triggers
 
 
 def _class_of(entry: Any, where: Path) -> str:
@@ -54,7 +54,8 @@ class ReplicatorReader(FormatReader):
         super().__init__(root)
         self.folder = self._frames_folder(root)
         self.files = {p.name: p for p in sorted(self.folder.rglob("*")) if p.is_file()}
-        self.numbers = sorted((m.group(1), p) for name, p in self.files.items() if (m := _RGB.match(name)) is not None)
+        found = [(m.group(1), p) for name, p in self.files.items() if (m := _RGB.match(name)) is not None]
+        self.numbers = sorted(found, key=lambda t: [int(v) for v in t[0].split("_")])
         label_files = [
             p
             for name, p in self.files.items()
@@ -97,6 +98,9 @@ class ReplicatorReader(FormatReader):
 
     def frames(self) -> list[tuple[str, Path]]:
         return self.numbers
+
+    def where(self, ref: tuple[str, Path]) -> Path:
+        return ref[1]
 
     def read(self, ref: tuple[str, Path]) -> Frame:
         n, rgb_path = ref
@@ -181,7 +185,7 @@ class ReplicatorReader(FormatReader):
         try:
             rows = np.load(npy, allow_pickle=False)
             fields = {name: rows[name] for name in ("semanticId", "x_min", "y_min", "x_max", "y_max")}
-        except (ValueError, OSError, KeyError) as err:
+        except (ValueError, OSError, KeyError, IndexError) as err:
             raise DatasetError(
                 npy,
                 f"is not a BasicWriter box array ({err})",
@@ -198,11 +202,12 @@ class ReplicatorReader(FormatReader):
                     f"box {r} has semanticId {sid}, which {labels.name} does not define",
                     "restore the matching labels JSON",
                 )
+            h, w = frame.image.shape[:2]  # inclusive maxima; one past the edge would be an exclusive one: clamp it
             box = (
                 int(fields["x_min"][r]),
                 int(fields["y_min"][r]),
-                int(fields["x_max"][r]) + 1,
-                int(fields["y_max"][r]) + 1,
+                min(int(fields["x_max"][r]) + 1, w) if int(fields["x_max"][r]) <= w else int(fields["x_max"][r]) + 1,
+                min(int(fields["y_max"][r]) + 1, h) if int(fields["y_max"][r]) <= h else int(fields["y_max"][r]) + 1,
             )
             visible = None if occlusion is None or occlusion[r] < 0 else 1.0 - float(occlusion[r])
             owner = by_prim.get(prims[r]) if r < len(prims) else None

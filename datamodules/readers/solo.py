@@ -34,7 +34,7 @@ from datamodules.readers.images import colour_keys, read_array_image, read_json,
 
 _FRAME = re.compile(r"^step(\d+)\.frame_data\.json$")
 _SEQUENCE = re.compile(r"^sequence\.(\d+)$")
-_BLACK = ((0, 0, 0, 0), (0, 0, 0, 255))
+_BLACK = (0, 0, 0)  # no object; colours are matched on RGB (the alpha of labeled pixels is not specified)
 
 
 def _kind(item: dict[str, Any]) -> str:
@@ -76,7 +76,10 @@ class SoloReader(FormatReader):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.definitions = root / "annotation_definitions.json"
+        meta = (
+            root / "metadata" if (root / "metadata" / "annotation_definitions.json").is_file() else root
+        )  # Unity Simulation
+        self.definitions = meta / "annotation_definitions.json"
         if not self.definitions.is_file():
             raise DatasetError(
                 self.definitions,
@@ -95,8 +98,9 @@ class SoloReader(FormatReader):
             if isinstance(s, dict) and isinstance(s.get("label_name"), str)
         ]
         self.has_boxes = any(_kind(e).startswith("BoundingBox2D") for e in entries)
-        metadata = root / "metadata.json"
-        self.seed = read_json(metadata).get("scenarioRandomSeed") if metadata.is_file() else None
+        metadata = meta / "metadata.json"
+        record = read_json(metadata) if metadata.is_file() else {}
+        self.seed = record.get("scenarioRandomSeed") if isinstance(record, dict) else None
         self.refs: list[tuple[Path, int, int]] = []
         for path in self._frame_files():
             data = read_json(path)
@@ -122,11 +126,15 @@ class SoloReader(FormatReader):
     def frames(self) -> list[tuple[Path, int, int]]:
         return self.refs
 
+    def where(self, ref: tuple[Path, int, int]) -> Path:
+        return ref[0]
+
     def read(self, ref: tuple[Path, int, int]) -> Frame:
         path, k, cameras = ref
         data = read_json(path)
         capture = data["captures"][k]
-        sequence, step = data.get("sequence", path.parent.name.rsplit(".", 1)[-1]), data.get("step", k)
+        sequence = data.get("sequence", path.parent.name.rsplit(".", 1)[-1])
+        step = data.get("step", int(_FRAME.match(path.name).group(1)))  # type: ignore[union-attr]
         if not capture.get("filename"):
             raise DatasetError(path, f"capture {capture.get('id')!r} has no RGB filename", "re-render with RGB output")
         image = read_array_image(path.parent / capture["filename"])
@@ -161,15 +169,14 @@ class SoloReader(FormatReader):
         pixels = read_array_image(png)
         if pixels.shape[:2] != shape:
             raise DatasetError(png, f"is {pixels.shape[:2]}, its RGB capture {shape}", "re-render this frame")
-        if pixels.ndim == 3 and pixels.shape[2] == 3:
-            pixels = np.concatenate([pixels, np.full((*shape, 1), 255, np.uint8)], axis=2)
-        return pixels, png
+        return (pixels[..., :3] if pixels.ndim == 3 else pixels), png
 
     def _semantic(self, path: Path, ann: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
         pixels, png = self._map(path, ann, shape)
-        table: dict[Any, str | None] = {tuple(i["pixelValue"]): str(i["labelName"]) for i in ann.get("instances") or []}
-        for black in _BLACK:
-            table.setdefault(black, None)
+        table: dict[Any, str | None] = {
+            tuple(i["pixelValue"][:3]): str(i["labelName"]) for i in ann.get("instances") or []
+        }
+        table.setdefault(_BLACK, None)
         keys, colours = colour_keys(pixels, table, png, path)
         lut = np.array([-1 if table[c] is None else self.class_names.index(table[c]) for c in colours])  # type: ignore[arg-type]
         return lut[keys].astype(np.int32)
@@ -177,9 +184,8 @@ class SoloReader(FormatReader):
     def _instances(self, frame: Frame, path: Path, ann: dict[str, Any], shape: tuple[int, ...]) -> None:
         pixels, png = self._map(path, ann, shape)
         listed = ann.get("instances") or []
-        table: dict[Any, Any] = {tuple(i["color"]): i for i in listed}
-        for black in _BLACK:
-            table.setdefault(black, None)
+        table: dict[Any, Any] = {tuple(i["color"][:3]): i for i in listed}
+        table.setdefault(_BLACK, None)
         keys, colours = colour_keys(pixels, table, png, path)
         ids = np.array([0 if table[c] is None else int(table[c]["instanceId"]) for c in colours])
         frame.instance_map = ids[keys]

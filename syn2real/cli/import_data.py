@@ -112,10 +112,17 @@ def import_command(argv: list[str]) -> int:
     from datamodules.writer import DatasetWriter, prepare_output
 
     try:
+        src, out = args.src.resolve(), args.out.resolve()
+        if out == src or src in out.parents:
+            raise DatasetError(args.out, f"lies inside the source folder {args.src}", "write the dataset elsewhere")
         source = build_source(args)
         stages = source.stages()
         run = stages[0][1] is not None
-        prepare_output(args.out, overwrite=args.overwrite and not run)
+        outs = [args.out / f"stage_{k:03d}" for k in range(len(stages))] if run else [args.out]
+        for folder in outs:  # a run's stages are replaced one by one (each only if it is a syn2real dataset)
+            prepare_output(folder, overwrite=args.overwrite)
+        if run and args.out.is_dir() and not args.overwrite and any(args.out.iterdir()):
+            prepare_output(args.out, overwrite=False)
         opened = [(folder, record, source.open(folder)) for folder, record in stages]  # every frame checked first
     except (DatasetError, ValueError, ImportError) as err:
         console.print(f"[red]error:[/red] {err}")
@@ -140,9 +147,8 @@ def import_command(argv: list[str]) -> int:
                 },
             }
             info.stage = record
-            out = args.out / f"stage_{k:03d}" if run else args.out
             task = bar.add_task(folder.name, total=len(data))
-            with DatasetWriter(out, info, overwrite=args.overwrite) as writer:
+            with DatasetWriter(outs[k], info, overwrite=args.overwrite) as writer:
                 for i in range(len(data)):
                     writer.add(data[i], params=data.params(i))
                     bar.advance(task)

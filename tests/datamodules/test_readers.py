@@ -182,7 +182,7 @@ def test_a_label_colour_with_no_definition_is_named(tmp_path: Path) -> None:
     solo = _copy(tmp_path, "solo")
     frame = solo / "sequence.0" / "step1.frame_data.json"
     _edit_json(frame, lambda d: d["captures"][0]["annotations"][1]["instances"].pop(1))  # sphere's colour
-    _refused(SoloSource(root=str(solo)), r"label colour \(0, 255, 0, 255\)", "semantic segmentation.png")
+    _refused(SoloSource(root=str(solo)), r"label colour \(0, 255, 0\)", "semantic segmentation.png")
 
 
 def test_depth_of_another_shape_is_named(tmp_path: Path) -> None:
@@ -234,3 +234,67 @@ def test_import_refuses_bad_input_in_one_line(tmp_path: Path, capsys: pytest.Cap
 
 def test_every_fixture_class_is_defined_once() -> None:
     assert sorted(CLASSES) == sorted(SoloSource(root=str(DATA / "solo"), task="classification").load().classes)
+
+
+def test_objects_known_only_by_a_box_leave_the_background_alone(tmp_path: Path) -> None:
+    rep = _copy(tmp_path, "replicator")
+    for f in [*rep.glob("semantic_segmentation_*"), *rep.glob("bounding_box_2d_tight_prim_paths_*")]:
+        f.unlink()  # labels from the instance map; boxes no longer joined to instances
+    ds = ReplicatorSource(root=str(rep)).load()
+    assert all(torch.equal(ds[k].label, expected_labels(k)) for k in range(3))
+
+
+def test_category_zero_is_background_and_a_frame_without_segmentation_is_named(tmp_path: Path) -> None:
+    import h5py
+
+    bp = _copy(tmp_path, "blenderproc_hdf5")
+    with h5py.File(bp / "2.hdf5", "a") as f:  # the cone (instance 3) gets category 0
+        attributes = json.loads(f["instance_attribute_maps"][()])
+        attributes[3]["category_id"] = 0
+        del f["instance_attribute_maps"]
+        f.create_dataset("instance_attribute_maps", data=np.bytes_(json.dumps(attributes)))
+    two = {"1": "cube", "2": "sphere"}
+    ds = BlenderProcSource(root=str(bp), classes=two).load()
+    assert torch.equal(
+        ds[2].label,
+        expected_labels(2, keep=("cube", "sphere")).masked_fill(torch.from_numpy(scene(2).objects[2].mask), 0),
+    )
+    with h5py.File(bp / "1.hdf5", "a") as f:
+        del f["instance_segmaps"], f["instance_attribute_maps"]
+    _refused(BlenderProcSource(root=str(bp), classes=two), "no semantic or instance segmentation", "1.hdf5")
+
+
+def test_replicator_on_time_names_and_malformed_records_are_read_or_named(tmp_path: Path) -> None:
+    rep = _copy(tmp_path, "replicator")
+    for f in list(rep.iterdir()):
+        f.rename(f.with_name(f.name.replace("_0001.", "_1_0001.")))
+    assert len(ReplicatorSource(root=str(rep)).load()) == 3
+    np.save(rep / "bounding_box_2d_tight_0000.npy", np.zeros(3))  # not the structured box array
+    _refused(ReplicatorSource(root=str(rep), task="classification"), "not a BasicWriter box array", "_0000.npy")
+    solo = _copy(tmp_path, "solo")
+    _edit_json(
+        solo / "sequence.1" / "step0.frame_data.json",
+        lambda d: (
+            d["captures"][0].pop("annotations")
+            and d["captures"][0].update(
+                annotations=[{"@type": "x.BoundingBox2DAnnotation", "values": [{"labelName": "cube", "instanceId": 9}]}]
+            )
+        ),
+    )
+    _refused(SoloSource(root=str(solo), task="classification"), "does not follow the solo schema", "step0.frame_data")
+
+
+def test_import_refuses_an_output_inside_the_source_and_reimports_a_run(tmp_path: Path) -> None:
+    rep = _copy(tmp_path, "replicator")
+    before = tree_digest(rep)
+    with pytest.raises(SystemExit) as exit_:
+        main(["import", "--from", "replicator", str(rep), "--out", str(rep / "converted")])
+    assert exit_.value.code == 2 and tree_digest(rep) == before
+    run = tmp_path / "run"
+    shutil.copytree(rep, run / "r0")
+    (run / "stages.yaml").write_text("stages:\n  - {folder: r0, score: 1}\n")
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["import", "--from", "replicator", str(run), "--out", str(tmp_path / "o"), *extra])
+        assert exit_.value.code == 0
+    assert len(Syn2RealDataset(tmp_path / "o" / "stage_000")) == 3
