@@ -1,8 +1,9 @@
 """Simulator-optimization runs: a folder of stage datasets, one per stage (``stage_000/``, ``stage_001/`` ...).
 
 Each stage is a syn2real dataset whose ``dataset.json`` carries a ``stage`` record (name, index, parameters,
-score). ``select_stages`` picks ``latest``, ``best`` (highest score), ``all`` or one stage index, and refuses
-stages whose class lists disagree.
+score). A run of another simulator's output folders lists them in a ``stages.yaml`` manifest
+(:func:`read_stage_manifest`). ``select_stages`` picks ``latest``, ``best`` (highest score), ``all`` or one stage
+index, and refuses stages whose class lists disagree.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, read_info
+
+MANIFEST = "stages.yaml"
 
 
 def list_stages(run: Path) -> list[tuple[Path, DatasetInfo]]:
@@ -89,3 +94,42 @@ def choose_stages(root: Path, records: list[dict[str, Any] | None], stage: str |
             return [k]
     have = [(r or {}).get("index") for r in records]
     raise DatasetError(root, f"has no stage with index {wanted} (stages: {have})", "pick one of the listed indices")
+
+
+def read_stage_manifest(root: Path) -> list[tuple[Path, dict[str, Any]]] | None:
+    """The stages a ``stages.yaml`` in ``root`` lists, as ``(folder, stage record)``; ``None`` without one."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    fix = (
+        "write `stages:` as a list of {folder: NAME, score: NUMBER, parameters: {...}} (score and parameters optional)"
+    )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise DatasetError(path, f"is not valid YAML ({' '.join(str(err).split())})", "fix the YAML syntax") from None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, list) or not stages:
+        raise DatasetError(path, "has no `stages:` list", fix)
+    out = []
+    for k, entry in enumerate(stages):
+        where = f"{path}:stages[{k}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("folder"), str):
+            raise DatasetError(where, f"is {entry!r}, with no folder", fix)
+        unknown = sorted(set(entry) - {"folder", "score", "parameters", "name"})
+        if unknown:
+            raise DatasetError(where, f"has unknown keys {unknown}", fix)
+        score = entry.get("score")
+        if score is not None and not isinstance(score, int | float):
+            raise DatasetError(where, f"score {score!r} is not a number", "write the stage's score as a number")
+        folder = root / entry["folder"]
+        if not folder.is_dir():
+            raise DatasetError(where, f"folder {folder} does not exist", "fix the folder name or remove the entry")
+        record = {
+            "name": entry.get("name", entry["folder"]),
+            "index": k,
+            "parameters": entry.get("parameters") or {},
+            "score": score,
+        }
+        out.append((folder, record))
+    return out

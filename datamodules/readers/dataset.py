@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
@@ -37,10 +36,8 @@ from datamodules.readers.frames import (
     semantic_from_instances,
 )
 from datamodules.sources import Source, StageConcat
-from datamodules.stages import choose_stages
+from datamodules.stages import MANIFEST, choose_stages, read_stage_manifest
 from syn2real.batch import Sample
-
-MANIFEST = "stages.yaml"
 
 
 class FormatReader(ABC):
@@ -255,45 +252,6 @@ class FrameDataset(Dataset[Sample]):
         if not self.has_depth:
             sample.depth = None
         return self.transform(sample) if self.transform is not None else sample
-
-
-def read_stage_manifest(root: Path) -> list[tuple[Path, dict[str, Any]]] | None:
-    """The stages a ``stages.yaml`` in ``root`` lists, as ``(folder, stage record)``; ``None`` without one."""
-    path = root / MANIFEST
-    if not path.is_file():
-        return None
-    fix = (
-        "write `stages:` as a list of {folder: NAME, score: NUMBER, parameters: {...}} (score and parameters optional)"
-    )
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise DatasetError(path, f"is not valid YAML ({' '.join(str(err).split())})", "fix the YAML syntax") from None
-    stages = data.get("stages") if isinstance(data, dict) else None
-    if not isinstance(stages, list) or not stages:
-        raise DatasetError(path, "has no `stages:` list", fix)
-    out = []
-    for k, entry in enumerate(stages):
-        where = f"{path}:stages[{k}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("folder"), str):
-            raise DatasetError(where, f"is {entry!r}, with no folder", fix)
-        unknown = sorted(set(entry) - {"folder", "score", "parameters", "name"})
-        if unknown:
-            raise DatasetError(where, f"has unknown keys {unknown}", fix)
-        score = entry.get("score")
-        if score is not None and not isinstance(score, int | float):
-            raise DatasetError(where, f"score {score!r} is not a number", "write the stage's score as a number")
-        folder = root / entry["folder"]
-        if not folder.is_dir():
-            raise DatasetError(where, f"folder {folder} does not exist", "fix the folder name or remove the entry")
-        record = {
-            "name": entry.get("name", entry["folder"]),
-            "index": k,
-            "parameters": entry.get("parameters") or {},
-            "score": score,
-        }
-        out.append((folder, record))
-    return out
 
 
 class SimulatorOutputSource(Source):
