@@ -61,12 +61,12 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def remove_stale_partials(out: Path) -> list[Path]:
+def remove_stale_partials(out: Path) -> None:
     """Remove the ``.<name>.partial-*`` folders next to ``out`` whose writing process (on this host) no longer runs.
 
-    A folder written from another host (shared disk) or without an owner file is left alone.
+    ``out.name`` may be a glob pattern (``stage_*``: every stage of a run). A folder written from another host
+    (shared disk) or without an owner file is left alone.
     """
-    removed = []
     for partial in out.parent.glob(f".{out.name}.partial-*"):
         try:
             host, _, pid = (partial / PID_FILE).read_text().rpartition(":")
@@ -75,8 +75,6 @@ def remove_stale_partials(out: Path) -> list[Path]:
             continue  # not one of ours, or still being created: leave it
         if dead:
             shutil.rmtree(partial, ignore_errors=True)
-            removed.append(partial)
-    return removed
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
@@ -23,7 +22,7 @@ from datamodules.format import Syn2RealDataset
 from datamodules.stages import select_stages
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
-from syn2real.batch import Sample, collate
+from syn2real.batch import collate
 from syn2real.finite_guard import nonfinite_tensors
 from syn2real.label_preservation import LabelPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
@@ -51,6 +50,12 @@ def load_refiner(ckpt: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     return model, record
 
 
+def trained_size(record: dict[str, Any]) -> tuple[int, int] | None:
+    """The image size a refiner's checkpoint record says it was trained on; ``None`` when not recorded (any size)."""
+    size = tuple(record.get("size") or ())
+    return size if size and size != (0, 0) else None  # type: ignore[return-value]
+
+
 def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
     """The dataset must have the channels and image size the refiner was trained on."""
     if info.channels != record["channels"]:
@@ -59,17 +64,13 @@ def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
             f"has {info.channels}-channel images; the refiner was trained on {record['channels']}-channel images",
             "refine data of the kind the refiner was trained on",
         )
-    size = tuple(record.get("size") or ())
-    if size and size != (0, 0) and tuple(info.size) != size:
+    size = trained_size(record)
+    if size is not None and tuple(info.size) != size:
         raise DatasetError(
             where,
             f"images are {info.size[0]}×{info.size[1]}; the refiner was trained on {size[0]}×{size[1]}",
             "resize the dataset or train the refiner at this size",
         )
-
-
-def _item(values: torch.Tensor | None, k: int) -> torch.Tensor | None:
-    return None if values is None else values[k]
 
 
 def refine_dataset(
@@ -89,7 +90,8 @@ def refine_dataset(
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
     """
-    inside = [p.resolve() for p in (data, *select_stages(data, stage))]
+    stages = select_stages(data, stage)
+    inside = [p.resolve() for p in (data, *stages)]
     target = out.resolve()
     if any(p == target or target in p.parents or p in target.parents for p in inside):
         raise DatasetError(
@@ -97,7 +99,7 @@ def refine_dataset(
         )
     prepare_output(out, overwrite=overwrite)
     model, record = load_refiner(ckpt, device)
-    source = select_stages(data, stage)[0]
+    source = stages[0]
     dataset = Syn2RealDataset(source)
     check_compatible(record, dataset.info, source)
     meter = None
@@ -132,20 +134,18 @@ def refine_dataset(
     ):
         task = bar.add_task("refine", total=len(dataset))
         for batch in loader:
-            refined = model.refine(batch.images.to(device)).cpu()
-            if meter is not None:
-                meter.update(batch.images, refined, batch.labels)
-            for k, sid in enumerate(batch.ids):
-                writer.add(
-                    Sample(
-                        image=refined[k],
-                        label=_item(batch.labels, k),
-                        mask=_item(batch.masks, k),
-                        depth=_item(batch.depth, k),
-                        id=sid,
-                    ),
-                    params=dataset.params(done + k),
-                )
+            raw = batch.images.to(device)
+            out_images = model.refine(raw)
+            if meter is not None:  # judged where the refiner ran: no round trip through the host
+                meter.update(raw, out_images, batch.labels)
+            writer.add_batch(
+                ids=batch.ids,
+                images=out_images.cpu(),
+                labels=batch.labels,
+                masks=batch.masks,
+                depth=batch.depth,
+                params=[dataset.params(done + k) for k in range(len(batch))],
+            )
             done += len(batch)
             bar.advance(task, len(batch))
         if meter is not None:  # the header is written when the writer closes

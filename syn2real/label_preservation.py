@@ -14,10 +14,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from datamodules.sources import Source
-from syn2real.batch import collate
 from syn2real.tasks.weights import load_task_checkpoint
 
 
@@ -81,21 +80,18 @@ def measure_label_preservation(
 
     ``limit`` judges only the first ``limit`` images.
     """
-    from syn2real.export import load_refiner
-    from syn2real.refined_source import check_refiner_input
+    from syn2real.refined_source import refined_batches
 
-    refiner, record = load_refiner(refiner_checkpoint)
     dataset = source.load()
     if limit is not None and limit < len(dataset):
         dataset = Subset(dataset, range(limit))
     meter: LabelPreservation | None = None
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+    for batch, refined in refined_batches(dataset, refiner_checkpoint, source, batch_size=batch_size):
         if batch.labels is None:
             raise ValueError(f"{type(source).__name__} has no labels: label preservation needs the source labels")
-        check_refiner_input(batch.images, record, refiner_checkpoint, source)
         if meter is None:
             meter = LabelPreservation(load_judge(judge_checkpoint, channels=batch.images.shape[1]))
-        meter.update(batch.images, refiner.refine(batch.images), batch.labels)
+        meter.update(batch.images, refined, batch.labels)
     if meter is None:
         raise ValueError(f"{type(source).__name__} is empty: no images to judge")
     return meter.rates()

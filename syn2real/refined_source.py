@@ -18,14 +18,15 @@ refinement written to disk as a dataset.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from datamodules.sources import SampleTensorDataset, Source
-from syn2real.batch import collate
+from syn2real.batch import Batch, Sample, collate
 
 
 class RefinedSource(Source):
@@ -42,15 +43,12 @@ class RefinedSource(Source):
         self.source, self.checkpoint, self.batch_size, self.device = source, checkpoint, batch_size, device
 
     def load(self, transform: Any = None) -> SampleTensorDataset:
-        from syn2real.export import load_refiner
-
-        ckpt = Path(self.checkpoint)
-        refiner, record = load_refiner(ckpt, self.device)
-        dataset = self.source.load()
         parts: dict[str, list[Any]] = {"images": [], "labels": [], "masks": [], "depth": [], "domains": [], "ids": []}
-        for batch in DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate):
-            check_refiner_input(batch.images, record, ckpt, self.source)
-            parts["images"].append(refiner.refine(batch.images.to(self.device)).cpu())
+        batches = refined_batches(
+            self.source.load(), Path(self.checkpoint), self.source, batch_size=self.batch_size, device=self.device
+        )
+        for batch, refined in batches:
+            parts["images"].append(refined.cpu())
             for key in ("labels", "masks", "depth", "domains"):
                 parts[key].append(getattr(batch, key))
             parts["ids"] += batch.ids
@@ -69,10 +67,27 @@ class RefinedSource(Source):
         )
 
 
+def refined_batches(
+    dataset: Dataset[Sample], ckpt: Path, source: Source, *, batch_size: int, device: str = "cpu"
+) -> Iterator[tuple[Batch, torch.Tensor]]:
+    """``(batch, refined images on device)`` for ``dataset`` (loaded from ``source``), in order.
+
+    Images go through the refiner of ``ckpt``; the first batch is checked against its training channels and size.
+    """
+    from syn2real.export import load_refiner
+
+    refiner, record = load_refiner(ckpt, device)
+    for k, batch in enumerate(DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)):
+        if k == 0:  # one dataset, one image shape
+            check_refiner_input(batch.images, record, ckpt, source)
+        yield batch, refiner.refine(batch.images.to(device))
+
+
 def check_refiner_input(images: torch.Tensor, record: dict[str, Any], ckpt: Path, source: Source) -> None:
     """``source``'s images must have the channels and size the refiner of ``ckpt`` (its ``record``) was trained on."""
-    size = tuple(record.get("size") or ())
-    size = size if size and size != (0, 0) else tuple(images.shape[-2:])  # size not recorded: any
+    from syn2real.export import trained_size
+
+    size = trained_size(record) or tuple(images.shape[-2:])  # size not recorded: any
     if images.shape[1] != record["channels"] or tuple(images.shape[-2:]) != size:
         raise ValueError(
             f"{ckpt}: the refiner was trained on {record['channels']}-channel {size[0]}×{size[1]} images, the "

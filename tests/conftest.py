@@ -73,6 +73,27 @@ def quiet_trainer(root: Path, *, callbacks: list | None = None, **kwargs: object
     return pl.Trainer(**(options | kwargs))
 
 
+def words(text: str) -> str:
+    """Console output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def tiny_trainer_config(*, checkpoint: dict | None = None, **overrides: object) -> dict:
+    """The ``trainer:`` block of a tiny CPU experiment config (1 epoch of 2 batches, 1 val/test batch), keeping
+    ``last.ckpt``; ``checkpoint`` adds ModelCheckpoint arguments, ``overrides`` Trainer ones."""
+    save = {"save_last": True} | (checkpoint or {})
+    return {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "limit_train_batches": 2,
+        "limit_val_batches": 1,
+        "limit_test_batches": 1,
+        "enable_model_summary": False,
+        "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint", "init_args": save}],
+    } | overrides
+
+
 def fit_and_save(model: pl.LightningModule, data: pl.LightningDataModule, path: Path, *, steps: int = 2) -> Path:
     """Train ``model`` for ``steps`` steps on ``data`` and save its checkpoint at ``path``."""
     trainer = quiet_trainer(path.parent, max_steps=steps)

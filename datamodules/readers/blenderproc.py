@@ -30,7 +30,7 @@ import numpy as np
 from datamodules.errors import DatasetError
 from datamodules.readers.dataset import FormatReader, SimulatorOutputSource
 from datamodules.readers.frames import Frame, Instance
-from datamodules.readers.images import read_array_image, read_json, scalar_params
+from datamodules.readers.images import read_json, read_rgb, scalar_params
 
 NO_HIT = 1e4  # BlenderProc's anti-aliased distance maps "nothing hit" to antialiasing_distance_max = 10000
 _KNOWN = {
@@ -55,6 +55,12 @@ def _is_object(entry: dict[str, Any]) -> bool:
     return entry["idx"] != 0 and entry["category_id"] != 0
 
 
+def _numbers_first(text: str) -> tuple[bool, int, str]:
+    """Sort key: numeric names in numeric order (``2`` before ``10``), then the rest by name."""
+    numeric = text.lstrip("-").isdigit()
+    return (not numeric, int(text) if numeric else 0, text)
+
+
 def _require(module: str) -> Any:
     try:
         return importlib.import_module(module)
@@ -71,9 +77,7 @@ class BlenderProcHdf5Reader(FormatReader):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.h5py = _require("h5py")
-        self.files = sorted(
-            root.glob("*.hdf5"), key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name)
-        )
+        self.files = sorted(root.glob("*.hdf5"), key=lambda p: _numbers_first(p.stem))
         names: set[str] = set()
         seen_definitions = False
         for f in self.files:
@@ -97,9 +101,7 @@ class BlenderProcHdf5Reader(FormatReader):
                 "has no segmentation (instance_attribute_maps / category_id_segmaps)",
                 'render with enable_segmentation_output(map_by=["category_id", "instance", "name"])',
             )
-        self.class_names = sorted(
-            names, key=lambda n: (not n.lstrip("-").isdigit(), int(n) if n.lstrip("-").isdigit() else 0, n)
-        )
+        self.class_names = sorted(names, key=_numbers_first)
         self.definitions = self.files[0] if self.files else root
 
     def _open(self, path: Path) -> Any:
@@ -162,17 +164,13 @@ class BlenderProcHdf5Reader(FormatReader):
             elif "category_id_segmaps" in h5 or "class_segmaps" in h5:
                 key = "category_id_segmaps" if "category_id_segmaps" in h5 else "class_segmaps"
                 ids = self._map(h5, key, ref, shape)
-                lut = {int(n): k for k, n in enumerate(self.class_names)}
-                frame.semantic = np.vectorize(lambda v: lut.get(int(v), -1), otypes=[np.int32])(ids)
+                present, inverse = np.unique(ids, return_inverse=True)
+                index = {int(n): k for k, n in enumerate(self.class_names)}
+                lut = np.array([index.get(v, -1) for v in present.tolist()], dtype=np.int32)
+                frame.semantic = lut[inverse.reshape(ids.shape)]
             for key in ("depth", "distance"):
                 if key in h5:
-                    depth = np.asarray(h5[key][()], dtype=np.float32)
-                    if depth.shape != shape:
-                        raise DatasetError(
-                            ref,
-                            f"{key} is {depth.shape}, colors {shape[0]}×{shape[1]}",
-                            f"re-render {key} at the image resolution",
-                        )
+                    depth = self._map(h5, key, ref, shape, np.float32)
                     depth[depth >= NO_HIT] = np.inf
                     frame.depth = depth
                     break
@@ -180,11 +178,13 @@ class BlenderProcHdf5Reader(FormatReader):
         return frame
 
     @staticmethod
-    def _map(h5: Any, key: str, path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    def _map(h5: Any, key: str, path: Path, shape: tuple[int, ...], dtype: type = np.int64) -> np.ndarray:
         arr = np.asarray(h5[key][()])
         if arr.shape != shape:
-            raise DatasetError(path, f"{key} is {arr.shape}, colors {shape[0]}×{shape[1]}", "re-render this frame")
-        return arr.astype(np.int64)
+            raise DatasetError(
+                path, f"{key} is {arr.shape}, colors {shape[0]}×{shape[1]}", f"re-render {key} at the image resolution"
+            )
+        return arr.astype(dtype)
 
     @staticmethod
     def _params(h5: Any) -> dict[str, Any]:
@@ -246,13 +246,12 @@ class BlenderProcCocoReader(FormatReader):
 
     def read(self, ref: dict[str, Any]) -> Frame:
         path = self.definitions.parent / ref["file_name"]
-        image = read_array_image(path)
-        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+        image = read_rgb(path)
         h, w = image.shape[:2]
         frame = Frame(
             id=f"image{ref['id']}",
             where=path,
-            image=image.astype(np.uint8),
+            image=image,
             instance_map=np.zeros((h, w), dtype=np.int64),
         )
         for k, ann in enumerate(self.by_image.get(ref["id"], []), start=1):

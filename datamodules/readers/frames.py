@@ -108,9 +108,15 @@ class ClassMapping:
         if task == "segmentation" and len(classes) > IGNORE_INDEX:
             raise DatasetError(where, f"{len(classes)} classes do not fit 8-bit label maps", "map to fewer classes")
         self.classes = classes
-        self.defined = defined
         self.background = classes.index(background) if task == "segmentation" and background is not None else None
         self._ours = {name: classes.index(ours) for name, ours in pairs}
+        # lookup tables over class-name index + 1 (0: no object), used per sample by label_map / foreground
+        self._lut = np.full(len(defined) + 1, IGNORE_INDEX, dtype=np.uint8)
+        self._lut[0] = IGNORE_INDEX if self.background is None else self.background
+        self._mapped = np.zeros(len(defined) + 1, dtype=bool)
+        for k, name in enumerate(defined):
+            if name in self._ours:
+                self._lut[k + 1], self._mapped[k + 1] = self._ours[name], True
 
     def index(self, name: str) -> int | None:
         """The class index of a simulator class name, ``None`` when unmapped."""
@@ -118,19 +124,11 @@ class ClassMapping:
 
     def label_map(self, semantic: np.ndarray) -> np.ndarray:
         """Class-name indices (-1: no object) -> class indices, 255 for unmapped (and for background without one)."""
-        lut = np.full(len(self.defined) + 1, IGNORE_INDEX, dtype=np.uint8)
-        lut[0] = IGNORE_INDEX if self.background is None else self.background
-        for k, name in enumerate(self.defined):
-            ours = self._ours.get(name)
-            if ours is not None:
-                lut[k + 1] = ours
-        return lut[semantic.astype(np.int64) + 1]
+        return self._lut[semantic.astype(np.int64) + 1]
 
     def foreground(self, semantic: np.ndarray) -> np.ndarray:
         """Pixels on an object of a mapped class."""
-        mapped = np.zeros(len(self.defined) + 1, dtype=bool)
-        mapped[1:] = [name in self._ours for name in self.defined]
-        return mapped[semantic.astype(np.int64) + 1]
+        return self._mapped[semantic.astype(np.int64) + 1]
 
 
 def semantic_from_instances(frame: Frame, class_names: list[str]) -> np.ndarray:
@@ -141,6 +139,19 @@ def semantic_from_instances(frame: Frame, class_names: list[str]) -> np.ndarray:
         if inst.id > 0:  # objects known only by a box (id 0) have no pixels in the map
             semantic[frame.instance_map == inst.id] = class_names.index(inst.label)
     return semantic
+
+
+def attach_box(frame: Frame, key: Any, label: str, box: tuple[int, int, int, int], visible: float | None) -> None:
+    """Give a 2-D box to the frame's object with the same ``key``, or add an object known only by its box.
+
+    Objects known only by a box have id 0: no pixels in the instance map.
+    """
+    owner = next((i for i in frame.instances if key is not None and i.key == key), None)
+    if owner is None:
+        frame.instances.append(Instance(id=0, label=label, box=box, visible=visible, key=key))
+    else:
+        owner.box = box
+        owner.visible = visible if visible is not None else owner.visible
 
 
 def clean_depth(depth: np.ndarray, fill: float) -> np.ndarray:
@@ -189,10 +200,9 @@ def segmentation_sample(
     )
 
 
-def instance_box(frame: Frame, inst: Instance) -> tuple[int, int, int, int] | None:
-    """The tight box of an instance's pixels in the instance map (``None`` when it has none)."""
-    assert frame.instance_map is not None
-    ys, xs = np.nonzero(frame.instance_map == inst.id)
+def instance_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The tight box of an object's pixels (``None`` when it has none)."""
+    ys, xs = np.nonzero(pixels)
     if ys.size == 0:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
@@ -234,7 +244,6 @@ def crop_samples(
 
     Objects whose recorded visible fraction × in-frame fraction is below ``min_visible`` are skipped.
     """
-    h, w = frame.image.shape[:2]
     image = _image_tensor(frame.image, channels)
     depth = None if frame.depth is None else torch.from_numpy(clean_depth(frame.depth, invalid_depth))[None]
     samples = []
@@ -248,7 +257,8 @@ def crop_samples(
         label = mapping.index(inst.label)
         if label is None:
             continue
-        raw = inst.box if crops_from == "boxes" else (instance_box(frame, inst) if inst.id > 0 else None)
+        pixels = frame.instance_map == inst.id if frame.instance_map is not None and inst.id > 0 else None
+        raw = inst.box if crops_from == "boxes" else (instance_box(pixels) if pixels is not None else None)
         if raw is None:
             continue
         box = check_box(frame, raw, clip=clip_boxes)
@@ -260,16 +270,16 @@ def crop_samples(
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         x0, y0 = round(cx - side / 2), round(cy - side / 2)
         s = max(1, round(side))
-        if frame.instance_map is not None and inst.id > 0:
-            own = torch.from_numpy(frame.instance_map == inst.id).float()[None]
+        if pixels is not None:
+            own = _window(torch.from_numpy(pixels)[None], x0, y0, s).float()
         else:  # no instance map: the box is the best foreground there is
-            own = torch.zeros(1, h, w)
-            own[:, box[1] : box[3], box[0] : box[2]] = 1.0
+            own = torch.zeros(1, s, s)
+            own[:, max(0, box[1] - y0) : box[3] - y0, max(0, box[0] - x0) : box[2] - x0] = 1.0
         samples.append(
             Sample(
                 image=_resize(_window(image, x0, y0, s), size, smooth=True).clamp_(0, 1),
                 label=torch.tensor(label, dtype=torch.long),
-                mask=_resize(_window(own, x0, y0, s), size, smooth=False),
+                mask=_resize(own, size, smooth=False),
                 depth=None if depth is None else _resize(_window(depth, x0, y0, s, invalid_depth), size, smooth=False),
                 id=f"{frame.id}-obj{k:03d}",
             )

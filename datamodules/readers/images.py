@@ -38,6 +38,13 @@ def read_array_image(path: Path) -> np.ndarray:
         raise DatasetError(path, f"cannot be read as an image ({err})", "re-render or remove this frame") from None
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    """An RGB render as ``H×W×3`` uint8 (grey replicated, alpha dropped)."""
+    image = read_array_image(path)
+    image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+    return image.astype(np.uint8)
+
+
 def read_npy(path: Path, shape: tuple[int, int], what: str) -> np.ndarray:
     """An ``H×W`` ``.npy`` array that must match the frame's image size."""
     try:
@@ -107,6 +114,16 @@ def colour_keys(pixels: np.ndarray, table: dict[Any, Any], image: Path, definiti
             )
         keys.append(by_code[code])
     return inverse.reshape(codes.shape), keys
+
+
+def semantic_from_colours(
+    pixels: np.ndarray, table: dict[Any, str | None], class_names: list[str], image: Path, definitions: Path
+) -> np.ndarray:
+    """A colour- or id-keyed segmentation as class-name indices (-1 where ``table`` names no object, ``None``)."""
+    keys, colours = colour_keys(pixels, table, image, definitions)
+    names = [table[c] for c in colours]
+    lut = np.array([-1 if name is None else class_names.index(name) for name in names], dtype=np.int32)
+    return lut[keys]
 
 
 def scalar_params(record: dict[str, Any], prefix: str = "", *, max_list: int = 16) -> dict[str, Any]:

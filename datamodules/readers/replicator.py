@@ -31,8 +31,16 @@ import numpy as np
 
 from datamodules.errors import DatasetError
 from datamodules.readers.dataset import FormatReader, SimulatorOutputSource
-from datamodules.readers.frames import Frame, Instance
-from datamodules.readers.images import colour_keys, read_array_image, read_json, read_npy, scalar_params
+from datamodules.readers.frames import Frame, Instance, attach_box
+from datamodules.readers.images import (
+    colour_keys,
+    read_array_image,
+    read_json,
+    read_npy,
+    read_rgb,
+    scalar_params,
+    semantic_from_colours,
+)
 
 NOT_AN_OBJECT = {"BACKGROUND", "UNLABELLED"}
 _RGB = re.compile(r"^rgb_((?:\d+_)?\d+)\.(png|jpg|jpeg)$")  # rgb_0003, or rgb_1_0003 with on_time triggers
@@ -105,24 +113,22 @@ class ReplicatorReader(FormatReader):
     def read(self, ref: tuple[str, Path]) -> Frame:
         n, rgb_path = ref
         path = lambda stem, ext: self.files.get(f"{stem}_{n}.{ext}", self.folder / f"{stem}_{n}.{ext}")  # noqa: E731
-        image = read_array_image(rgb_path)
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        image = image[..., :3].astype(np.uint8)
+        has = lambda stem, ext: f"{stem}_{n}.{ext}" in self.files  # noqa: E731  (the folder was listed once)
+        image = read_rgb(rgb_path)
         h, w = image.shape[:2]
         frame = Frame(id=f"frame{n}", where=rgb_path, image=image)
-        if path("semantic_segmentation", "png").is_file():
+        if has("semantic_segmentation", "png"):
             frame.semantic = self._semantic(
                 path("semantic_segmentation", "png"), path("semantic_segmentation_labels", "json")
             )
-        if path("instance_segmentation", "png").is_file():
+        if has("instance_segmentation", "png"):
             self._instances(
                 frame,
                 path("instance_segmentation", "png"),
                 path("instance_segmentation_mapping", "json"),
                 path("instance_segmentation_semantics_mapping", "json"),
             )
-        if path("bounding_box_2d_tight", "npy").is_file():
+        if has("bounding_box_2d_tight", "npy"):
             self._boxes(
                 frame,
                 path("bounding_box_2d_tight", "npy"),
@@ -130,12 +136,12 @@ class ReplicatorReader(FormatReader):
                 path("bounding_box_2d_tight_prim_paths", "json"),
             )
         for stem in ("distance_to_image_plane", "distance_to_camera"):
-            if path(stem, "npy").is_file():
+            if has(stem, "npy"):
                 depth = read_npy(path(stem, "npy"), (h, w), "depth")
                 depth[depth == 0] = np.inf  # Replicator's annotator docs: 0 stands for "no hit"
                 frame.depth = depth
                 break
-        if path("camera_params", "json").is_file():
+        if has("camera_params", "json"):
             frame.params = scalar_params(read_json(path("camera_params", "json")))
         for what, value in (("semantic", frame.semantic), ("instance", frame.instance_map)):
             if value is not None and value.shape != (h, w):
@@ -146,26 +152,24 @@ class ReplicatorReader(FormatReader):
                 )
         return frame
 
-    def _labels(self, png: Path, labels: Path) -> tuple[np.ndarray, dict[Any, str]]:
-        """The segmentation's pixel keys and its definitions, with the missing-definitions error."""
+    @staticmethod
+    def _table(labels: Path, data: Path) -> dict[str, str]:
+        """The label definitions written beside ``data``, with the missing-definitions error."""
         if not labels.is_file():
             raise DatasetError(
                 labels,
-                f"is missing: {png.name} has no label definitions",
+                f"is missing: {data.name} has no label definitions",
                 "restore the labels JSON BasicWriter wrote beside it",
             )
-        table = {key: _class_of(entry, labels) for key, entry in read_json(labels).items()}
-        return read_array_image(png), table
+        return {key: _class_of(entry, labels) for key, entry in read_json(labels).items()}
 
     def _semantic(self, png: Path, labels: Path) -> np.ndarray:
-        pixels, table = self._labels(png, labels)
-        keys, colours = colour_keys(pixels, table, png, labels)
-        lut = np.array([-1 if table[c] in NOT_AN_OBJECT else self.class_names.index(table[c]) for c in colours] or [-1])
-        return lut[keys].astype(np.int32)
+        table = {k: None if name in NOT_AN_OBJECT else name for k, name in self._table(labels, png).items()}
+        return semantic_from_colours(read_array_image(png), table, self.class_names, png, labels)
 
     def _instances(self, frame: Frame, png: Path, mapping: Path, semantics: Path) -> None:
-        pixels, table = self._labels(png, semantics)
-        keys, colours = colour_keys(pixels, table, png, semantics)
+        table = self._table(semantics, png)
+        keys, colours = colour_keys(read_array_image(png), table, png, semantics)
         prims = read_json(mapping) if mapping.is_file() else {}
         ids = np.zeros(len(colours) or 1, dtype=np.int32)
         for k, colour in enumerate(colours):
@@ -175,13 +179,7 @@ class ReplicatorReader(FormatReader):
         frame.instance_map = ids[keys]
 
     def _boxes(self, frame: Frame, npy: Path, labels: Path, prim_file: Path) -> None:
-        if not labels.is_file():
-            raise DatasetError(
-                labels,
-                f"is missing: {npy.name} has no label definitions",
-                "restore the labels JSON BasicWriter wrote beside it",
-            )
-        table = {int(k): _class_of(v, labels) for k, v in read_json(labels).items()}
+        table = {int(k): name for k, name in self._table(labels, npy).items()}
         try:
             rows = np.load(npy, allow_pickle=False)
             fields = {name: rows[name] for name in ("semanticId", "x_min", "y_min", "x_max", "y_max")}
@@ -193,7 +191,7 @@ class ReplicatorReader(FormatReader):
             ) from None
         occlusion = rows["occlusionRatio"] if "occlusionRatio" in (rows.dtype.names or ()) else None
         prims = read_json(prim_file) if prim_file.is_file() else []
-        by_prim = {i.key: i for i in frame.instances if i.key is not None}
+        h, w = frame.image.shape[:2]
         for r in range(rows.shape[0]):
             sid = int(fields["semanticId"][r])
             if sid not in table:
@@ -202,19 +200,11 @@ class ReplicatorReader(FormatReader):
                     f"box {r} has semanticId {sid}, which {labels.name} does not define",
                     "restore the matching labels JSON",
                 )
-            h, w = frame.image.shape[:2]  # inclusive maxima; one past the edge would be an exclusive one: clamp it
-            box = (
-                int(fields["x_min"][r]),
-                int(fields["y_min"][r]),
-                min(int(fields["x_max"][r]) + 1, w) if int(fields["x_max"][r]) <= w else int(fields["x_max"][r]) + 1,
-                min(int(fields["y_max"][r]) + 1, h) if int(fields["y_max"][r]) <= h else int(fields["y_max"][r]) + 1,
-            )
+            # inclusive maxima; a maximum equal to the image size can only be an exclusive one
+            x1, y1 = int(fields["x_max"][r]), int(fields["y_max"][r])
+            box = (int(fields["x_min"][r]), int(fields["y_min"][r]), w if x1 == w else x1 + 1, h if y1 == h else y1 + 1)
             visible = None if occlusion is None or occlusion[r] < 0 else 1.0 - float(occlusion[r])
-            owner = by_prim.get(prims[r]) if r < len(prims) else None
-            if owner is not None:
-                owner.box, owner.visible = box, visible
-            else:
-                frame.instances.append(Instance(id=0, label=table[sid], box=box, visible=visible))
+            attach_box(frame, prims[r] if r < len(prims) else None, table[sid], box, visible)
 
 
 class ReplicatorSource(SimulatorOutputSource):

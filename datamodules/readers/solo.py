@@ -29,8 +29,15 @@ import numpy as np
 
 from datamodules.errors import DatasetError
 from datamodules.readers.dataset import FormatReader, SimulatorOutputSource
-from datamodules.readers.frames import Frame, Instance
-from datamodules.readers.images import colour_keys, read_array_image, read_json, scalar_params
+from datamodules.readers.frames import Frame, Instance, attach_box
+from datamodules.readers.images import (
+    colour_keys,
+    read_array_image,
+    read_json,
+    read_rgb,
+    scalar_params,
+    semantic_from_colours,
+)
 
 _FRAME = re.compile(r"^step(\d+)\.frame_data\.json$")
 _SEQUENCE = re.compile(r"^sequence\.(\d+)$")
@@ -137,10 +144,9 @@ class SoloReader(FormatReader):
         step = data.get("step", int(_FRAME.match(path.name).group(1)))  # type: ignore[union-attr]
         if not capture.get("filename"):
             raise DatasetError(path, f"capture {capture.get('id')!r} has no RGB filename", "re-render with RGB output")
-        image = read_array_image(path.parent / capture["filename"])
-        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+        image = read_rgb(path.parent / capture["filename"])
         suffix = f"-{capture.get('id')}" if cameras > 1 else ""
-        frame = Frame(id=f"seq{sequence}-step{step}{suffix}", where=path, image=image.astype(np.uint8))
+        frame = Frame(id=f"seq{sequence}-step{step}{suffix}", where=path, image=image)
         shape = image.shape[:2]
         annotations = {_kind(a): a for a in capture.get("annotations") or []}
         if (ann := annotations.get("SemanticSegmentationAnnotation")) is not None:
@@ -177,9 +183,7 @@ class SoloReader(FormatReader):
             tuple(i["pixelValue"][:3]): str(i["labelName"]) for i in ann.get("instances") or []
         }
         table.setdefault(_BLACK, None)
-        keys, colours = colour_keys(pixels, table, png, path)
-        lut = np.array([-1 if table[c] is None else self.class_names.index(table[c]) for c in colours])  # type: ignore[arg-type]
-        return lut[keys].astype(np.int32)
+        return semantic_from_colours(pixels, table, self.class_names, png, path)
 
     def _instances(self, frame: Frame, path: Path, ann: dict[str, Any], shape: tuple[int, ...]) -> None:
         pixels, png = self._map(path, ann, shape)
@@ -196,18 +200,11 @@ class SoloReader(FormatReader):
             )
 
     def _boxes(self, frame: Frame, ann: dict[str, Any]) -> None:
-        by_key = {i.key: i for i in frame.instances}
         for value in ann.get("values") or []:
             self._check_label(value, frame.where)
             (x, y), (w, h) = value["origin"], value["dimension"]
             box = (round(x), round(y), round(x + w), round(y + h))
-            owner = by_key.get(int(value["instanceId"]))
-            if owner is None:
-                frame.instances.append(
-                    Instance(id=0, label=str(value["labelName"]), box=box, key=int(value["instanceId"]))
-                )
-            else:
-                owner.box = box
+            attach_box(frame, int(value["instanceId"]), str(value["labelName"]), box, None)
 
     def _check_label(self, entry: dict[str, Any], path: Path) -> None:
         if str(entry.get("labelName")) not in self.class_names:

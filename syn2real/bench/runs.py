@@ -190,15 +190,18 @@ def run_cells(
     return [results[i] for i in range(len(cells))]
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (anything else is refused before any work starts)."""
+    if not text.lstrip("+").isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     """``--jobs N`` for a bench command: refused by the parser unless N >= 1, so no run starts with a bad value."""
-
-    def count(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-        return int(text)
-
-    parser.add_argument("--jobs", type=count, default=1, help="runs at a time (each gets cpu_count // jobs threads)")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs at a time (each gets cpu_count // jobs threads)"
+    )
 
 
 def interrupted_message(out: Path) -> str:

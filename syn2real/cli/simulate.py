@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from datamodules.errors import DatasetError
 from syn2real import __version__
+from syn2real.bench.runs import positive_int  # standard library only: simulate --help stays light
 
 if TYPE_CHECKING:
     from datamodules.simulator import DigitsSimulatorConfig
@@ -46,13 +47,6 @@ def load_simulator_config(path: Path | None) -> DigitsSimulatorConfig:
         raise DatasetError(path, str(err), "fix the value") from None
 
 
-def _positive(text: str) -> int:
-    """A whole number >= 1 (argparse refuses anything else before any work)."""
-    if not text.lstrip("+").isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def simulate_command(argv: list[str]) -> int:
     """``syn2real simulate``: render digits into a syn2real (stage) dataset."""
     parser = argparse.ArgumentParser(
@@ -62,7 +56,7 @@ def simulate_command(argv: list[str]) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (e.g. runs/sim/stage_000)")
     parser.add_argument("--config", type=Path, help="YAML of simulator parameters ψ (DigitsSimulatorConfig keys)")
-    parser.add_argument("--num-samples", type=_positive, default=20000)
+    parser.add_argument("--num-samples", type=positive_int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage-index", type=int, default=0, help="stage index recorded in dataset.json")
     parser.add_argument("--stage-name", default=None, help="stage name (default: stage_<index>)")

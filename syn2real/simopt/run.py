@@ -29,7 +29,7 @@ import torch
 
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, read_info
-from datamodules.writer import DatasetWriter
+from datamodules.writer import DatasetWriter, remove_stale_partials
 from syn2real import __version__
 from syn2real.simopt.base import Strategy
 from syn2real.simopt.space import Renderer, SearchSpace
@@ -99,8 +99,7 @@ class StageRun:
             index = sub.name.removeprefix("stage_")
             if index.isdigit() and int(index) >= done:
                 shutil.rmtree(sub)
-        for partial in self.folder.glob(".stage_*.partial-*"):
-            shutil.rmtree(partial, ignore_errors=True)
+        remove_stale_partials(self.folder / "stage_*")  # a killed writer's; never a running one's
         return state
 
     def save_state(self, state: dict[str, Any]) -> None:

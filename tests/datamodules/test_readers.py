@@ -30,6 +30,12 @@ FORMATS = {
     "blenderproc_coco": (BlenderProcSource, "blenderproc_coco", None, None),
     "replicator": (ReplicatorSource, "replicator", None, "light_intensity"),
 }
+FRAME_IDS = {  # frame k's sample id in each format (SOLO: sequence and step; the others: the file's number)
+    "solo": ["seq0-step0", "seq0-step1", "seq1-step0"],
+    "blenderproc_hdf5": ["frame0", "frame1", "frame2"],
+    "blenderproc_coco": ["image0", "image1", "image2"],
+    "replicator": ["frame0000", "frame0001", "frame0002"],
+}
 FROM = {
     "solo": "solo",
     "blenderproc_hdf5": "blenderproc",
@@ -86,7 +92,7 @@ def test_crops_keep_their_objects_label_and_pixels(fmt: str) -> None:
     for i, (k, o) in enumerate(objects):
         sample = ds[i]
         assert int(sample.label) == ds.classes.index(o.label), sample.id
-        assert sample.id.startswith(f"{'' if fmt != 'solo' else 'seq'}") and sample.image.shape == (3, 32, 32)
+        assert sample.id == f"{FRAME_IDS[fmt][k]}-obj{o.instance - 1:03d}" and sample.image.shape == (3, 32, 32)
         colour = torch.tensor(scene(k).image[o.mask][0], dtype=torch.float32) / 255
         inside = sample.mask[0] > 0.5
         assert inside.float().mean() > 0.3  # the object fills its own tight crop

@@ -14,7 +14,7 @@ from PIL import Image
 from datamodules.errors import DatasetError
 from datamodules.format import Syn2RealDataset
 from syn2real.cli import main
-from tests.conftest import make_samples, tree_digest, write_dataset
+from tests.conftest import make_samples, tree_digest, words, write_dataset
 
 
 def _json(key: str, value: object) -> Callable[[Path], None]:
@@ -41,7 +41,8 @@ def _truncate(root: Path) -> None:
 def _garbage(root: Path) -> None:
     png = root / "masks" / "s000.png"
     data = bytearray(png.read_bytes())
-    data[40:60] = b"\xff" * 20  # inside the compressed pixel data
+    at = data.index(b"IDAT") + 6  # past the chunk type: inside the compressed pixel data, the header stays readable
+    data[at : at + 20] = b"\xff" * 20
     png.write_bytes(bytes(data))
 
 
@@ -84,10 +85,6 @@ def test_an_image_over_the_decompression_limit_names_the_file(tmp_path: Path, mo
     with pytest.raises(DatasetError, match=r"images/s000\.png: is too large to decode safely.*MAX_IMAGE_PIXELS"):
         Syn2RealDataset(root)
     assert tree_digest(root) == before
-
-
-def _words(text: str) -> str:
-    return " ".join(text.split())
 
 
 CLI_ROWS = {  # name: (argv builder given tmp_path, the message fragment on stderr)
@@ -136,7 +133,7 @@ def test_bad_command_line_input_is_refused_before_any_work(
     with pytest.raises(SystemExit) as exit_:
         main(argv(tmp_path))
     assert exit_.value.code == 2
-    assert fragment in _words(capsys.readouterr().err)
+    assert fragment in words(capsys.readouterr().err)
     assert tree_digest(tmp_path) == before and not (tmp_path / "o").exists()
 
 
@@ -158,7 +155,7 @@ def test_fit_on_a_broken_dataset_is_one_line_and_exit_2(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert not list((tmp_path / "runs").rglob("version_*"))  # the failed run leaves no empty run folder
-    assert "depth/s001.npy: depth map holds NaN" in _words(err) and "--traceback" in err
+    assert "depth/s001.npy: depth map holds NaN" in words(err) and "--traceback" in err
     with pytest.raises(DatasetError, match="depth map holds NaN"):  # --traceback: the exception itself
         main([*argv, "--traceback"])
 
@@ -188,7 +185,7 @@ def test_fit_with_nothing_to_train_is_refused(tmp_path: Path, capsys: pytest.Cap
             ]
         )
     assert exit_.value.code == 2
-    assert "trainer.max_epochs: is 0: nothing would be trained" in _words(capsys.readouterr().err)
+    assert "trainer.max_epochs: is 0: nothing would be trained" in words(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +203,7 @@ def test_a_network_built_for_other_data_is_refused_at_the_first_batch(
     argv = ["fit", "--config", str(configs / "smoke" / "task.yaml"), override]
     with pytest.raises(SystemExit) as exit_:
         main(argv)
-    assert exit_.value.code == 2 and fragment in _words(capsys.readouterr().err)
+    assert exit_.value.code == 2 and fragment in words(capsys.readouterr().err)
 
 
 def test_unlabeled_training_data_for_a_supervised_method_names_a_sample(capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,7 +213,7 @@ def test_unlabeled_training_data_for_a_supervised_method_names_a_sample(capsys: 
     argv += ["--model.network.num_classes=10"]
     with pytest.raises(SystemExit) as exit_:
         main(argv)
-    err = _words(capsys.readouterr().err)
+    err = words(capsys.readouterr().err)
     assert (
         exit_.value.code == 2
         and "data (train), sample 'sim0-" in err

@@ -29,10 +29,6 @@ class PoisonGradient(pl.Callback):
             next(p for p in pl_module.parameters() if p.grad is not None).grad[0] = float("nan")
 
 
-def _trainer(tmp_path: Path, callbacks: list[pl.Callback], steps: int = 3) -> pl.Trainer:
-    return quiet_trainer(tmp_path, callbacks=callbacks, max_steps=steps)
-
-
 def test_a_step_with_a_non_finite_gradient_is_refused_and_the_weights_stay(tmp_path: Path) -> None:
     model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
     kept: dict[str, torch.Tensor] = {}
@@ -41,7 +37,7 @@ def test_a_step_with_a_non_finite_gradient_is_refused_and_the_weights_stay(tmp_p
         def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
             kept.update({k: v.clone() for k, v in pl_module.state_dict().items()})
 
-    trainer = _trainer(tmp_path, [PoisonGradient(at=1), Snapshot(), FiniteGuard()])
+    trainer = quiet_trainer(tmp_path, callbacks=[PoisonGradient(at=1), Snapshot(), FiniteGuard()], max_steps=3)
     with pytest.raises(NonFiniteLossError, match=r"the gradient of network\..* is not finite at step 1"):
         trainer.fit(model, RandomDataModule(num_classes=3, size=16, batch_size=4))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in kept.items())  # step 1 was not applied
@@ -50,7 +46,7 @@ def test_a_step_with_a_non_finite_gradient_is_refused_and_the_weights_stay(tmp_p
 
 def test_a_checkpoint_with_non_finite_weights_is_not_written(tmp_path: Path) -> None:
     model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
-    trainer = _trainer(tmp_path, [FiniteGuard()], steps=1)
+    trainer = quiet_trainer(tmp_path, callbacks=[FiniteGuard()], max_steps=1)
     trainer.fit(model, RandomDataModule(num_classes=3, size=16, batch_size=4))
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     good = (tmp_path / "last.ckpt").read_bytes()
@@ -63,7 +59,7 @@ def test_a_checkpoint_with_non_finite_weights_is_not_written(tmp_path: Path) -> 
 
 def test_refine_refuses_a_diverged_refiner(tmp_path: Path) -> None:
     model = CycleGAN(in_channels=1, base_channels=4, num_blocks=1, disc_base_channels=4, disc_layers=1, pool_size=2)
-    trainer = _trainer(tmp_path, [], steps=1)
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(model, RandomDomainPairDataModule(size=8, batch_size=2))
     with torch.no_grad():
         next(model.gen_s2t.parameters())[0] = float("nan")

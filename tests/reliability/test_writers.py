@@ -22,14 +22,9 @@ from datamodules.imageio import read_image
 from datamodules.writer import PID_FILE, DatasetWriter
 from syn2real.batch import Sample
 from syn2real.cli import main
-from tests.conftest import make_samples, tree_digest, write_dataset
+from tests.conftest import make_samples, tree_digest, words, write_dataset
 
 INFO = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8))
-
-
-def _words(text: str) -> str:
-    """Console output with rich's line wrapping undone."""
-    return " ".join(text.split())
 
 
 def _one(out: Path, **kw: object) -> None:
@@ -54,7 +49,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path, comman
     with pytest.raises(SystemExit) as exit_:
         main(command(out, data))
     assert exit_.value.code == 2 and tree_digest(out) == before
-    assert "is not a syn2real dataset (no dataset.json), so --overwrite will not replace it" in _words(
+    assert "is not a syn2real dataset (no dataset.json), so --overwrite will not replace it" in words(
         capsys.readouterr().err
     )
     with pytest.raises(DatasetError, match="not a syn2real dataset"):
@@ -69,7 +64,7 @@ def test_refine_will_not_write_over_its_own_input(tmp_path: Path, capsys: pytest
     for out in (data, run, data / "refined"):  # the dataset itself, the run folder holding it, a folder inside it
         with pytest.raises(SystemExit) as exit_:
             main(["refine", "--ckpt", "any.ckpt", "--data", str(run), "--out", str(out), "--overwrite"])
-        assert exit_.value.code == 2 and "is the dataset being refined" in _words(capsys.readouterr().err)
+        assert exit_.value.code == 2 and "is the dataset being refined" in words(capsys.readouterr().err)
     assert tree_digest(run) == before
 
 
@@ -157,21 +152,24 @@ def test_adapt_bn_will_not_write_over_its_own_checkpoint(tmp_path: Path, capsys:
     ckpt.write_bytes(b"weights")
     with pytest.raises(SystemExit) as exit_:
         main(["adapt-bn", "--ckpt", str(ckpt), "--data", "digits-pool", "--out", str(ckpt), "--overwrite"])
-    assert exit_.value.code == 2 and "is the checkpoint being adapted" in _words(capsys.readouterr().err)
+    assert exit_.value.code == 2 and "is the checkpoint being adapted" in words(capsys.readouterr().err)
     assert ckpt.read_bytes() == b"weights"
 
 
 def test_lightning_reaches_every_training_samplers_epoch() -> None:
+    """The datamodules' own training loaders (mixture, plain, domain pair) reshuffle when Lightning sets the epoch."""
     from lightning_fabric.utilities.data import _set_sampler_epoch
-    from torch.utils.data import DataLoader
 
-    from datamodules.sampling import EpochShuffleSampler, MixtureBatchSampler
+    from datamodules import RandomDataModule, RandomDomainPairDataModule, RandomSource, TaskDataModule
 
-    mixture = MixtureBatchSampler([4, 4], [0.5, 0.5], batch_size=2, num_batches=4, seed=0)
-    plain = EpochShuffleSampler(8, seed=0)
-    loaders = [DataLoader(range(8), batch_sampler=mixture), DataLoader(range(8), sampler=plain, batch_size=2)]
-    orders = [[list(batch) for batch in loader] for loader in loaders]
+    mixed = TaskDataModule(train=[RandomSource(num_samples=8), RandomSource(num_samples=8, seed=1)], batch_size=2)
+    plain, pair = RandomDataModule(num_samples=8, batch_size=2), RandomDomainPairDataModule(num_samples=8, batch_size=2)
+    for dm in (mixed, plain, pair):
+        dm.setup("fit")
+    loaders = [mixed.train_dataloader(), plain.train_dataloader(), *pair.train_dataloader().flattened]
+    samplers = [loaders[0].batch_sampler, *(loader.sampler for loader in loaders[1:])]
+    orders = [[batch.ids for batch in loader] for loader in loaders]
     for loader in loaders:
         _set_sampler_epoch(loader, 1)  # what Lightning's fit loop calls before each epoch
-    assert mixture.epoch == 1 and plain.epoch == 1
-    assert [[list(batch) for batch in loader] for loader in loaders] != orders  # a new order each epoch
+    assert [sampler.epoch for sampler in samplers] == [1, 1, 1, 1]
+    assert all([batch.ids for batch in loader] != order for loader, order in zip(loaders, orders, strict=True))

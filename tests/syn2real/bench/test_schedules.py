@@ -15,7 +15,7 @@ from PIL import Image
 from datamodules.real_digits import split_indices
 from datamodules.sources import BudgetSource, RealDigitsSource, stratified_budget
 from syn2real.bench.schedules import schedules_command
-from tests.conftest import make_samples, write_dataset
+from tests.conftest import make_samples, tiny_trainer_config, write_dataset
 
 
 def test_budgets_are_seeded_stratified_and_nested() -> None:
@@ -119,21 +119,7 @@ def test_adaptation_stage_and_refined_dataset_plug_into_the_schedules(tmp_path: 
     """``--pretrain-config`` (a DANN experiment) as the synthetic stage; ``--synthetic`` (a syn2real dataset)."""
     dann = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": 1,
-            "limit_train_batches": 2,
-            "limit_val_batches": 1,
-            "limit_test_batches": 1,
-            "num_sanity_val_steps": 0,
-            "callbacks": [
-                {
-                    "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                    "init_args": {"save_last": True, "save_top_k": 0},
-                }
-            ],
-        },
+        "trainer": tiny_trainer_config(checkpoint={"save_top_k": 0}, num_sanity_val_steps=0),
         "model": {
             "class_path": "adaptation.dann.DANN",
             "init_args": {

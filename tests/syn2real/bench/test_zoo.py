@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from syn2real.bench.zoo import zoo_command
+from tests.conftest import tiny_trainer_config
 
 CONFIGS = Path(__file__).parents[3] / "configs"
 
@@ -154,17 +155,7 @@ def test_leaderboard_pairs_rows_seed_by_seed(tmp_path: Path) -> None:
 
 def _tiny_digits(folder: Path, name: str, model: dict, data: dict, benchmark: str) -> None:
     """A tiny digits experiment with checkpoints (a refiner row needs the refiner's and the judge's)."""
-    trainer = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "max_epochs": 1,
-        "limit_train_batches": 2,
-        "limit_val_batches": 1,
-        "limit_test_batches": 1,
-        "enable_model_summary": False,
-        "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
-    }
-    cfg = {"seed_everything": 0, "trainer": trainer, "model": model, "data": data}
+    cfg = {"seed_everything": 0, "trainer": tiny_trainer_config(), "model": model, "data": data}
     (folder / "experiments").mkdir(parents=True, exist_ok=True)
     (folder / "experiments" / f"{name}__{benchmark}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
@@ -209,6 +200,9 @@ def test_a_refiner_row_trains_the_task_on_its_refined_renders_paired_with_raw_an
         assert train["init_args"]["checkpoint"] == str(refiner)
         config = yaml.safe_load((out / bench / "cyclegan" / "seed1" / "config.yaml").read_text())
         assert config["model"]["class_path"] == "syn2real.tasks.TaskModule"  # the task row's model, refined data
+        (trained,) = config["data"]["init_args"]["train"]  # the task run really trained on the refined renders
+        assert trained["class_path"] == train["class_path"]
+        assert trained["init_args"]["checkpoint"] == str(refiner)
         for seed in ("0", "1"):
             judged = json.loads((out / bench / "cyclegan" / f"seed{seed}" / "label_preservation.json").read_text())
             assert judged["images"] == 40 and 0 <= judged["raw"] <= 1 and 0 <= judged["refined"] <= 1
