@@ -4,4 +4,5 @@ from refinement.adabn import AdaBN
 from refinement.cyclegan import CycleGAN
 from refinement.dsbn import DSBN
 from refinement.dson import DSON
+from refinement.pixelda import PixelDA
 from refinement.simgan import SimGAN

@@ -116,3 +116,24 @@ def configure_optimization(
     if sched is None:
         return opt
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": scheduler.interval}}
+
+
+def step_schedulers(schedulers: Any, spec: SchedulerSpec, *, at: Literal["step", "epoch"]) -> None:
+    """Step a manual-optimization method's schedulers (``self.lr_schedulers()``) when ``at`` is ``spec``'s interval."""
+    if spec.interval != at or schedulers is None:
+        return
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        scheduler.step()
+
+
+def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
+    """Clip each parameter's gradient to L2 norm ``max_norm`` on its own (slim's ``clip_gradient_norms``).
+
+    Examples:
+        >>> p = torch.nn.Parameter(torch.zeros(2)); p.grad = torch.tensor([3.0, 4.0])
+        >>> clip_per_tensor([p], 1.0); [round(v, 4) for v in p.grad.tolist()]
+        [0.6, 0.8]
+    """
+    for p in params:
+        if p.grad is not None:
+            torch.nn.utils.clip_grad_norm_(p, max_norm)

@@ -1,7 +1,8 @@
 """What every pixel-level refiner shares.
 
-``refine()``, the EMA generator, the checkpoint record that ``syn2real refine`` reads, and validation by feature
-distance to real images plus a sample grid PNG.
+``refine()``, the EMA generator, the checkpoint record that ``syn2real refine`` reads (:class:`ExportableGenerator`,
+also used by task methods with a generator), and validation by feature distance to real images plus a sample grid
+PNG (:class:`RefinerBase`).
 
 A refiner subclass defines ``generator`` (the source→target network) and trains on
 :class:`~syn2real.batch.DomainBatch` with a ``DomainPairDataModule`` (source = synthetic, target = real pool).
@@ -24,13 +25,22 @@ from syn2real.distances import FeatureDistances
 REFINER_RECORD = "syn2real_refiner"
 
 
-class RefinerBase(pl.LightningModule):
-    """Shared refiner behaviour; subclasses call :meth:`setup_refiner` at the end of ``__init__``.
+class ExportableGenerator:
+    """A method's generator made exportable with ``syn2real refine``.
 
-    Hyperparameters read from ``self.hparams``: ``in_channels``, ``ema_decay``, ``fd_samples``, ``fd_image_size``.
+    ``refine()``, the EMA copy, the image size seen in training and the checkpoint record.
+
+    Mixed into a ``LightningModule`` (:class:`RefinerBase`, or a task method with a generator such as PixelDA).
+    Subclasses define ``generator`` and ``image_channels`` and call :meth:`setup_refiner` at the end of
+    ``__init__``; ``self.hparams.ema_decay`` (optional) turns the EMA on.
     """
 
     generator: nn.Module
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the images the generator takes and returns."""
+        return int(self.hparams.in_channels)
 
     def setup_refiner(self) -> None:
         decay = self.hparams.get("ema_decay")
@@ -38,7 +48,6 @@ class RefinerBase(pl.LightningModule):
             AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
         )
         self.register_buffer("trained_size", torch.zeros(2, dtype=torch.long))  # H, W seen in training
-        self._distances: list[FeatureDistances] = []  # built on first validation; not part of the state
 
     @torch.no_grad()
     def refine(self, images: Tensor) -> Tensor:
@@ -49,13 +58,6 @@ class RefinerBase(pl.LightningModule):
         out = net(images).clamp(0, 1)
         net.train(was)
         return out
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.refine(images)
-
-    def setup(self, stage: str) -> None:
-        if stage in ("fit", "validate"):  # validation refines unaugmented source images
-            require_datamodule(self, PairedDomains, purpose="validation refines source images")
 
     def record_size(self, images: Tensor) -> None:
         if int(self.trained_size[0]) == 0:
@@ -70,9 +72,27 @@ class RefinerBase(pl.LightningModule):
         checkpoint[REFINER_RECORD] = {
             "class_path": f"{cls.__module__}.{cls.__qualname__}",
             "method": cls.__module__.split(".")[1],
-            "channels": self.hparams.in_channels,
+            "channels": self.image_channels,
             "size": self.trained_size.tolist(),
         }
+
+
+class RefinerBase(ExportableGenerator, pl.LightningModule):
+    """Shared refiner behaviour; subclasses call :meth:`setup_refiner` at the end of ``__init__``.
+
+    Hyperparameters read from ``self.hparams``: ``in_channels``, ``ema_decay``, ``fd_samples``, ``fd_image_size``.
+    """
+
+    def setup_refiner(self) -> None:
+        super().setup_refiner()
+        self._distances: list[FeatureDistances] = []  # built on first validation; not part of the state
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.refine(images)
+
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate"):  # validation refines unaugmented source images
+            require_datamodule(self, PairedDomains, purpose="validation refines source images")
 
     # validation: distance of refined source images to real images, and a sample grid
     def _metric(self) -> FeatureDistances:

@@ -28,7 +28,7 @@ from syn2real.batch import DomainBatch
 from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
 from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
-from syn2real.optim import OptimizerSpec, SchedulerSpec
+from syn2real.optim import OptimizerSpec, SchedulerSpec, step_schedulers
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
 from syn2real.specs import as_spec, plain_hparams
@@ -155,14 +155,10 @@ class CycleGAN(RefinerBase):
         self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False, batch_size=len(a))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.scheduler_spec.interval == "step":
-            for scheduler in self.lr_schedulers() or []:
-                scheduler.step()
+        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="step")
 
     def on_train_epoch_end(self) -> None:
-        if self.scheduler_spec.interval == "epoch":
-            for scheduler in self.lr_schedulers() or []:
-                scheduler.step()
+        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="epoch")
 
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_spec.build([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()])
