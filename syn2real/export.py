@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
@@ -83,9 +84,13 @@ def refine_dataset(
     device: str = "cpu",
     overwrite: bool = False,
     judge: Path | None = None,
+    seed: int = 0,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput.
+
+    Refiners that draw noise (PixelDA's z) draw it from torch's generator seeded with ``seed`` inside the export
+    (the caller's random state is restored afterwards), so the same seed gives the same images.
 
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
@@ -123,15 +128,18 @@ def refine_dataset(
             "config": dict(model.hparams),
             "parent": str(source.resolve()),
             "parent_producer": dataset.info.producer,
+            "seed": seed,
         },
     )
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     started, done = time.perf_counter(), 0
     with (
+        torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []),
         Progress(*columns, console=console or Console(stderr=True)) as bar,
         DatasetWriter(out, info, overwrite=overwrite) as writer,
     ):
+        torch.manual_seed(seed)
         task = bar.add_task("refine", total=len(dataset))
         for batch in loader:
             raw = batch.images.to(device)

@@ -27,6 +27,9 @@ def refine_command(argv: list[str]) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     parser.add_argument(
+        "--seed", type=int, default=0, help="seed of a refiner's noise (PixelDA): same seed, same export"
+    )
+    parser.add_argument(
         "--judge",
         type=Path,
         help="a task checkpoint trained on real labels (e.g. the target oracle): report the share of raw and of "
@@ -44,6 +47,7 @@ def refine_command(argv: list[str]) -> int:
             device=args.device,
             overwrite=args.overwrite,
             judge=args.judge,
+            seed=args.seed,
             console=console,
         )
     except (DatasetError, FileNotFoundError, ValueError) as err:
