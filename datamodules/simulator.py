@@ -51,6 +51,9 @@ class DigitsSimulatorConfig:
         invert: probability of a dark digit on a light background.
         depth_tilt: maximum slope of the depth plane per axis.
         depth_relief: height of the digit relief in depth units.
+        elastic: amplitude of a smooth random displacement of the glyph (a handwriting-like wobble of the strokes), as
+            a fraction of the side; ``(0, 0)`` = off.
+        elastic_grid: control points per axis of the displacement field (fewer = smoother, larger bends).
     """
 
     size: int = 32
@@ -73,13 +76,18 @@ class DigitsSimulatorConfig:
     invert: float = 0.0
     depth_tilt: float = 0.3
     depth_relief: float = 0.2
+    elastic: tuple[float, float] = (0.0, 0.0)
+    elastic_grid: int = 4
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
         if self.size < 8:
             raise ValueError(f"size must be at least 8 pixels, not {self.size}")
-        for name in ("scale", "aspect", "rotation", "shear", "stroke", "blur", "noise", "foreground", "background"):
+        if self.elastic_grid < 2:
+            raise ValueError(f"elastic_grid must be at least 2 control points, not {self.elastic_grid}")
+        ranges = ("scale", "aspect", "rotation", "shear", "stroke", "blur", "noise", "foreground", "background")
+        for name in (*ranges, "elastic"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} range ({low}, {high}) has low > high")
@@ -150,6 +158,9 @@ class DigitsSimulator:
         # clutter strokes: (angle, offset, width, intensity), drawn always so ψ has a fixed layout
         p["strokes"] = [[u(0, math.pi), u(-0.9, 0.9), u(0.03, 0.1), u(0.2, 0.8)] for _ in range(c.clutter_strokes)]
         p["noise_seed"] = int(rng.integers(2**31))
+        # drawn last, so adding the knob left every earlier draw (and the default renders) unchanged
+        p["elastic"] = u(*c.elastic)
+        p["elastic_seed"] = int(rng.integers(2**31))
         return p
 
     def render(self, indices: Sequence[int]) -> Rendered:
@@ -213,8 +224,22 @@ class DigitsSimulator:
         thetas = torch.from_numpy(np.concatenate([inv, -(inv @ shift[..., None])], axis=2)).float()
         s = self.config.size
         grid = F.affine_grid(thetas, [len(params), 1, 2 * s, 2 * s], align_corners=False)
+        if any(p["elastic"] > 0 for p in params):
+            grid = grid + self._displacement(params, 2 * s)
         warped = F.grid_sample(glyph, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return F.avg_pool2d(warped, 2).clamp_(0, 1)
+
+    def _displacement(self, params: list[dict[str, Any]], side: int) -> Tensor:
+        """Smooth per-sample displacements ``B×side×side×2`` in grid units.
+
+        A control grid of U(−1, 1) offsets, bicubically upsampled, times the sample's amplitude (a fraction of the
+        side is twice that in grid units).
+        """
+        g = self.config.elastic_grid
+        coarse = np.stack([np.random.default_rng(p["elastic_seed"]).uniform(-1, 1, (2, g, g)) for p in params])
+        field = F.interpolate(torch.from_numpy(coarse).float(), size=(side, side), mode="bicubic", align_corners=True)
+        amplitude = torch.tensor([2 * p["elastic"] for p in params], dtype=torch.float32).view(-1, 1, 1, 1)
+        return (field * amplitude).permute(0, 2, 3, 1)
 
     def _clutter(self, params: list[dict[str, Any]], xx: Tensor, yy: Tensor) -> Tensor:
         """Straight strokes across the background: a soft line per (angle, offset, width, intensity)."""

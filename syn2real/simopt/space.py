@@ -83,6 +83,7 @@ DIGITS_DOMAIN: dict[str, tuple[float, float]] = {
     "invert": (0.0, 1.0),
     "depth_tilt": (0.0, 1.0),
     "depth_relief": (0.0, 1.0),
+    "elastic": (0.0, 0.5),
 }
 """Valid values of the digits simulator's searchable fields (range fields: both ends)."""
 INTEGER_FIELDS = frozenset({"stroke", "clutter_strokes"})

@@ -65,8 +65,26 @@ def test_font_list_holds_only_digit_fonts() -> None:
         ({"channels": 2}, "channels must be 1 or 3"),
         ({"scale": (0.9, 0.5)}, "scale range"),
         ({"fonts": ["NoSuchFont"]}, "unknown fonts"),
+        ({"elastic": (0.2, 0.1)}, "elastic range"),
+        ({"elastic_grid": 1}, "elastic_grid"),
     ],
 )
 def test_bad_config_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DigitsSimulator(DigitsSimulatorConfig(**kwargs))
+
+
+def test_elastic_deformation_bends_the_glyph_and_changes_nothing_else() -> None:
+    plain = DigitsSimulator(DigitsSimulatorConfig(size=16), seed=3)
+    bent = DigitsSimulator(DigitsSimulatorConfig(size=16, elastic=(0.1, 0.1)), seed=3)
+    a, b = plain.render(range(8)), bent.render(range(8))
+    assert torch.equal(a.labels, b.labels)
+    drop = {"elastic", "elastic_seed"}
+    assert [{k: v for k, v in p.items() if k not in drop} for p in a.params] == [
+        {k: v for k, v in p.items() if k not in drop} for p in b.params
+    ]  # the knob draws after every other parameter: the rest of ψ is the same sample's
+    assert all(p["elastic"] == 0.0 for p in a.params) and all(p["elastic"] == pytest.approx(0.1) for p in b.params)
+    moved = (a.masks != b.masks).flatten(1).float().mean(1)
+    assert bool((moved > 0).all())  # every glyph bends, and its mask and depth relief follow it
+    assert not torch.equal(a.depth, b.depth)
+    assert torch.equal(bent.render([5]).images[0], b.images[5])  # still a pure function of (seed, index)
