@@ -6,6 +6,7 @@ Core, not a method: ``refinement.adabn`` trains with it and ``syn2real adapt-bn`
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -35,6 +36,27 @@ def load_bn_state(layers: list[_BatchNorm], saved: BNState) -> None:
         bn.running_mean.copy_(mean)
         bn.running_var.copy_(var)
         bn.num_batches_tracked.copy_(count)
+
+
+@contextmanager
+def kept_bn_statistics(*modules: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave the running statistics of ``modules``' BN layers as they were.
+
+    The layers still normalise with batch statistics in train mode; their momentum is 0 meanwhile, so the running
+    estimates stay bit for bit (no tensor that autograd saved is modified afterwards: backward still works). For a
+    GAN's generator step, which must not update the discriminator's or the task network's statistics.
+    """
+    layers = [bn for m in modules for bn in bn_layers(m)]
+    momenta = [bn.momentum for bn in layers]
+    counts = [bn.num_batches_tracked.clone() for bn in layers]
+    for bn in layers:
+        bn.momentum = 0.0
+    try:
+        yield
+    finally:
+        for bn, momentum, count in zip(layers, momenta, counts, strict=True):
+            bn.momentum = momentum
+            bn.num_batches_tracked.copy_(count)
 
 
 @torch.no_grad()

@@ -11,17 +11,22 @@ is what is evaluated on the real split. As released, one iteration is
                        + w_src · CE(T(x_s), y_s) + w_gen · CE(T(G(x_s, z)), y_s)
     G-step (G):        w_style · BCE(D(G(x_s, z')), 1) + w_task_g · CE(T(G(x_s, z')), y_s) + w_c · L_c(x_s, G(x_s, z'))
 
-with the masked pairwise MSE content loss on the renderer's foreground mask m (k pixels, d = x_s − G(x_s, z))
+with the paper's masked pairwise MSE content loss on the renderer's foreground mask m (k values, d = x_s − G(x_s, z))
 
     L_c = 1/k ‖d ∘ m‖² − 1/k² (dᵀm)²
 
-measured on the generator's [-1, 1] scale (the release's units). Adam 1e-3, β1 0.5, weight decay 1e-5, each
-gradient tensor clipped to norm 5 (slim's per-tensor clipping). Default weights are the release README's MNIST-M run
-(domain 0.1356, style 0.0113, task in G 0.0101, no content loss).
+per image, averaged over the batch, with d on the generator's [-1, 1] scale (the release's image scale; its TF
+``mean_pairwise_squared_error`` is twice this per image and sums over the batch, so a release content weight is
+2·B times ours). Adam 1e-3, β1 0.5, weight decay 1e-5, each gradient tensor clipped to norm 5 (slim's per-tensor
+clipping). Default weights are the release README's MNIST-M run (domain 0.1356, style 0.0113, task in G 0.0101, no
+content loss). As in the release, the G-step's forward passes through D and T leave their BN statistics alone.
 
 Departures: T is the zoo's task network shared by renders, generated and real images (the release gives T private
 first layers for renders vs generated/real images), so its numbers compare with every other row; the D- and
-G-steps use the same source and target batch (fresh noise per step) where the release draws new batches.
+G-steps use the same source and target batch (fresh noise per step) where the release draws new batches; the
+residual blocks are the zoo's shared ones (reflection padding, BN ε 1e-5; release: zero padding, ε 1e-3). Two
+optimizer steps per batch: Lightning's ``global_step`` counts both, so ``trainer.max_steps`` is twice the batches;
+the LR schedules run per batch over ``max_epochs``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from torch import Tensor
 
 from refinement.pixelda.networks import NoiseGenerator, PixelDADiscriminator
 from syn2real.batch import Batch, DomainBatch
+from syn2real.bn_stats import kept_bn_statistics
 from syn2real.losses import check_finite, discriminator_loss, generator_loss, task_loss
 from syn2real.optim import OptimizerSpec, SchedulerSpec, clip_per_tensor, step_schedulers
 from syn2real.refiner import ExportableGenerator
@@ -44,9 +50,10 @@ from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 def masked_pairwise_mse(source: Tensor, generated: Tensor, mask: Tensor | None) -> Tensor:
     """PixelDA's content loss, mean over the batch, on the [-1, 1] scale (images given in [0, 1]).
 
-    Per image with ``d = 2 (source − generated)`` over all k = C·H·W values and ``m`` the mask broadcast to the
-    channels: ``‖d∘m‖²/k − (Σ d∘m)²/k²``; ``mask=None`` is the unmasked pairwise MSE. Shifting the whole masked
-    region by a constant costs nothing; changing its shape or shading does.
+    Per image with ``d = 2 (source − generated)`` over all k = C·H·W values and ``m`` (``B×1×H×W``) broadcast to the
+    channels: ``‖d∘m‖²/k − (Σ d∘m)²/k²``; ``mask=None`` is the unmasked pairwise MSE. Pixels outside the mask are
+    free; unmasked, a uniform shift of the whole image costs nothing, and with a mask covering n of k values a
+    uniform shift c of the foreground costs c²·n(k − n)/k², less than the MSE's c²·n/k.
 
     Examples:
         >>> x = torch.zeros(1, 1, 2, 2)
@@ -85,7 +92,8 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
         style_weight: weight of G's adversarial loss (release MNIST-M: 0.0113).
         source_task_weight: weight of CE(T(x_s)) (release: 1).
         generated_task_weight: weight of CE(T(G(x_s))) in the D-step (release: 1).
-        task_in_g_weight: weight of CE(T(G(x_s))) in the G-step (release MNIST-M: 0.0101).
+        task_in_g_weight: weight of the G-step's task term, w_task_g · w_gen · CE(T(G(x_s))) (release MNIST-M:
+            0.0101).
         content_weight: weight of the masked pairwise MSE (release MNIST-M: 0; used for LineMod).
         content_without_mask: allow the unmasked content loss when the renders carry no foreground mask (a warning
             says so); otherwise such data is an error.
@@ -149,6 +157,22 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
     def image_channels(self) -> int:
         return self.network_spec.in_channels
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # z, D's dropout and noise come from torch's generators: a resumed run continues their sequence exactly
+        checkpoint["pixelda_rng"] = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("pixelda_rng")
+        if state is None or self._trainer is None:  # only when resuming a fit, not when loading to test or export
+            return
+        torch.set_rng_state(state["cpu"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
     def content_mask(self, source: Batch) -> Tensor | None:
         """The renders' foreground mask for the content loss; ``None`` = unmasked (only when allowed)."""
         if source.masks is not None or self.hparams.content_weight == 0:
@@ -196,8 +220,9 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
         """The G-step: fool D, keep T's labels, and (if weighted) keep the foreground's pairwise structure."""
         hp = self.hparams
         generated = self.gen(x)
-        style = generator_loss(self.discriminator(generated), mode="vanilla")
-        task = task_loss(self.network(generated), labels)
+        with kept_bn_statistics(self.discriminator, self.network):
+            style = generator_loss(self.discriminator(generated), mode="vanilla")
+            task = hp.generated_task_weight * task_loss(self.network(generated), labels)
         content = masked_pairwise_mse(x, generated, mask) if hp.content_weight > 0 else style.new_zeros(())
         total = hp.style_weight * style + hp.task_in_g_weight * task + hp.content_weight * content
         return {"loss_g": total, "loss_g_style": style, "loss_g_task": task, "loss_g_content": content}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_masked_pairwise_mse_by_hand() -> None:
     # d = 2(x − g) on the [-1, 1] scale = (−1, −0.5, 0, −2); masked: (−1, −0.5, 0, 0); k = 4
     # ‖d∘m‖²/k = 1.25/4, (Σ d∘m)²/k² = 2.25/16
     assert masked_pairwise_mse(x, g, mask).item() == pytest.approx(1.25 / 4 - 2.25 / 16)
-    # outside the mask anything goes; inside, a uniform shift is free and a shape change is not
+    # pixels outside the mask are free; unmasked, a uniform shift is free
     assert masked_pairwise_mse(x, g * mask + 0.7 * (1 - mask), mask).item() == pytest.approx(1.25 / 4 - 2.25 / 16)
     assert masked_pairwise_mse(x, x + 0.3, None).item() == pytest.approx(0.0, abs=1e-7)
     # the mask broadcasts over channels: two identical channels give the same value
@@ -63,19 +64,56 @@ def test_masked_pairwise_mse_by_hand() -> None:
     assert two.item() == pytest.approx(1.25 / 4 - 2.25 / 16)
 
 
-def test_loss_terms_are_the_weighted_sums_of_the_release() -> None:
+class Brightness(torch.nn.Module):
+    """A stand-in discriminator: logit 3 for a bright (real, all-ones) image, −3 for a dark one."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return 3.0 * (2 * images.mean(dim=(1, 2, 3)) - 1)
+
+
+class Uniform(torch.nn.Module):
+    """A stand-in task network: zero logits over 10 classes (cross-entropy ln 10 whatever the label)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.scale * images.mean() * torch.ones(len(images), 10)
+
+
+def test_losses_by_hand_with_stand_in_discriminator_and_task_network() -> None:
     torch.manual_seed(0)
-    model = PixelDA(**TINY, domain_weight=0.5, generated_task_weight=2.0, style_weight=0.25, task_in_g_weight=3.0)
-    x, labels, real = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), torch.rand(4, 1, 16, 16)
-    model.eval()  # no dropout or D noise: the terms can be recomputed
-    with torch.no_grad():
-        generated = model.gen(x, torch.zeros(4, 3))
-        d = model.discriminator_losses(x, labels, generated, real)
-    expected = 0.5 * d["loss_domain"] + d["loss_task_source"] + 2.0 * d["loss_task_generated"]
-    torch.testing.assert_close(d["loss_d"], expected)
+    weights = {"domain_weight": 0.5, "source_task_weight": 0.7, "generated_task_weight": 2.0}
+    weights |= {"style_weight": 0.25, "task_in_g_weight": 3.0}
+    model = PixelDA(**TINY, **weights)
+    model.discriminator, model.network = Brightness(), Uniform()
+    x, labels = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731  BCE-with-logits: target 1 → softplus(−v), 0 → softplus(v)
+    # D-step: real (ones) → logit 3 with target 1, generated (zeros) → −3 with target 0; T: ln 10 per term
+    d = model.discriminator_losses(x, labels, torch.zeros(4, 1, 16, 16), torch.ones(4, 1, 16, 16))
+    assert d["loss_domain"].item() == pytest.approx(2 * softplus(-3.0), rel=1e-5)
+    assert d["d_acc"].item() == 1.0
+    assert d["loss_d"].item() == pytest.approx(0.5 * 2 * softplus(-3.0) + (0.7 + 2.0) * math.log(10), rel=1e-5)
+    # G-step, non-saturating: BCE(D(G(x)), 1) = softplus(−D(G(x))); D(G(x)) is known from the generated mean
     g = model.generator_losses(x, labels, None)
-    torch.testing.assert_close(g["loss_g"], 0.25 * g["loss_g_style"] + 3.0 * g["loss_g_task"])
+    with torch.no_grad():
+        logit = Brightness()(model.gen(x)).tolist()  # the G-step drew its own noise: recompute from the loss
+    style = g["loss_g_style"].item()
+    assert min(softplus(-v) for v in logit) - 0.05 <= style <= max(softplus(-v) for v in logit) + 0.05
+    assert g["loss_g_task"].item() == pytest.approx(2.0 * math.log(10), rel=1e-5)
+    assert g["loss_g"].item() == pytest.approx(0.25 * style + 3.0 * 2.0 * math.log(10), rel=1e-5)
     assert g["loss_g_content"].item() == 0.0  # content_weight 0: the term is off
+
+
+def test_generator_loss_is_non_saturating_against_a_confident_discriminator() -> None:
+    model = PixelDA(**TINY)
+    model.discriminator = Brightness()
+    with torch.no_grad():
+        model.gen.head.weight.zero_()
+        model.gen.head.bias.fill_(-20.0)  # G(x) ≈ 0: D says "generated" with logit −3
+    g = model.generator_losses(torch.rand(2, 1, 16, 16), torch.tensor([0, 1]), None)
+    assert g["loss_g_style"].item() == pytest.approx(math.log1p(math.exp(3.0)), rel=1e-4)  # −log σ(−3), not log(1−σ)
 
 
 def test_noise_reaches_the_output_and_size_is_checked() -> None:
@@ -100,7 +138,11 @@ def test_each_update_moves_only_its_own_networks(tmp_path: Path) -> None:
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             snapshots.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
 
-    _trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=[AfterD()]).fit(model, _data())
+    trainer = _trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=[AfterD()])
+    trainer.fit(model, _data())
+    opt_g, opt_d = ({id(p) for group in o.param_groups for p in group["params"]} for o in trainer.optimizers)
+    assert opt_g == {id(p) for p in model.gen.parameters()}  # G alone in the G optimizer
+    assert opt_d == {id(p) for p in [*model.discriminator.parameters(), *model.network.parameters()]}  # T with D
     after = snapshots[0]
     for part in ("gen.", "discriminator.", "network."):
         weights = [k for k in before if k.startswith(part) and k.endswith("weight")]
@@ -109,7 +151,9 @@ def test_each_update_moves_only_its_own_networks(tmp_path: Path) -> None:
 
 def test_generator_step_does_not_move_task_or_discriminator() -> None:
     torch.manual_seed(0)
-    model = PixelDA(**TINY)
+    model = PixelDA(**TINY).train()
+    statistics = {k: v.clone() for k, v in model.state_dict().items() if "running" in k and not k.startswith("gen")}
+    assert statistics  # T and D have BN layers whose running statistics the G-step must leave alone
     opt_g = model.optimizer_spec.build(model.gen.parameters())
     frozen = {k: v.detach().clone() for k, v in model.named_parameters() if not k.startswith("gen")}
     loss = model.generator_losses(torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), None)["loss_g"]
@@ -119,6 +163,9 @@ def test_generator_step_does_not_move_task_or_discriminator() -> None:
     for k, v in model.named_parameters():
         if k in frozen:
             assert torch.equal(frozen[k], v), f"{k} moved in the generator step"
+    for k, v in model.state_dict().items():
+        if k in statistics:
+            assert torch.equal(statistics[k], v), f"{k} was updated by the generator step"
 
 
 def test_missing_masks_are_an_error_unless_the_fallback_is_asked_for(tmp_path: Path) -> None:
@@ -152,3 +199,41 @@ def test_non_finite_loss_names_the_loss(tmp_path: Path) -> None:
     model = PixelDA(**TINY, domain_weight=float("nan"))
     with pytest.raises(NonFiniteLossError, match="train/loss_d"):
         _trainer(tmp_path, limit_val_batches=0).fit(model, _data())
+
+
+class LossRecorder(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, float, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        m = trainer.callback_metrics
+        self.losses.append((trainer.current_epoch, m["train/loss_d"].item(), m["train/loss_g"].item()))
+
+
+def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    straight = LossRecorder()
+    _trainer(tmp_path / "a", max_epochs=2, limit_val_batches=0, callbacks=[straight]).fit(PixelDA(**TINY), _data())
+    pl.seed_everything(0)
+    first = _trainer(tmp_path / "b", max_epochs=1, limit_val_batches=0)
+    first.fit(PixelDA(**TINY), _data())
+    first.save_checkpoint(tmp_path / "epoch1.ckpt")
+    torch.manual_seed(123)  # a resumed process does not share the first one's random state
+    resumed = LossRecorder()
+    _trainer(tmp_path / "c", max_epochs=2, limit_val_batches=0, callbacks=[resumed]).fit(
+        PixelDA(**TINY), _data(), ckpt_path=tmp_path / "epoch1.ckpt"
+    )
+    expected = [loss for loss in straight.losses if loss[0] == 1]
+    assert len(resumed.losses) == len(expected) == 2
+    for got, want in zip(resumed.losses, expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_renders_without_labels_are_refused(tmp_path: Path) -> None:
+    data = DomainPairDataModule(
+        source=RandomSource(num_samples=8, size=16, seed=0, use_labels=False),
+        target=RandomSource(num_samples=8, size=16, seed=1, domain=1, use_labels=False),
+        batch_size=4,
+    )
+    with pytest.raises(ValueError, match="labels on the source"):
+        _trainer(tmp_path, limit_val_batches=0).fit(PixelDA(**TINY), data)
