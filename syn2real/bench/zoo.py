@@ -33,7 +33,7 @@ from syn2real.cli.methods import import_methods
 from syn2real.registry import family_of, list_methods
 
 BASELINES = {"source_only": "baseline", "source_only_mixture": "baseline", "target_oracle": "baseline (ceiling)"}
-QUICK_ARGS = ["--trainer.max_epochs=1"]
+QUICK_ARGS = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=0.5"]  # --quick: half an epoch per run
 QUICK_JUDGED = 1000  # --quick: label preservation on the first 1,000 renders
 RUN_ARGS = ["--test_val_selected=true"]
 
@@ -174,7 +174,7 @@ def zoo_command(argv: list[str]) -> int:
         type=Path,
         help="one folder per benchmark inside (default: runs/bench/zoo, with --quick runs/bench/zoo_quick)",
     )
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch each: the shape in minutes")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, half an epoch each: the shape in minutes")
     parser.add_argument(
         "--synthetic",
         type=Path,
