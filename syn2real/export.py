@@ -89,12 +89,32 @@ def refine_dataset(
 ) -> dict[str, Any]:
     """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput.
 
-    Refiners that draw noise (PixelDA's z) draw it from torch's generator seeded with ``seed`` inside the export
-    (the caller's random state is restored afterwards), so the same seed gives the same images.
+    Refiners that draw noise (PixelDA's z) draw it from torch's generators seeded with ``seed`` inside the export
+    (the caller's CPU and CUDA random states are restored afterwards), so the same seed and batch size give the same
+    images.
 
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
     """
+    options = {"stage": stage, "batch_size": batch_size, "device": device, "overwrite": overwrite, "judge": judge}
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device
+        torch.manual_seed(seed)
+        return _refine_dataset(ckpt, data, out, **options, seed=seed, console=console)
+
+
+def _refine_dataset(
+    ckpt: Path,
+    data: Path,
+    out: Path,
+    *,
+    stage: str,
+    batch_size: int,
+    device: str,
+    overwrite: bool,
+    judge: Path | None,
+    seed: int,
+    console: Console | None,
+) -> dict[str, Any]:
     stages = select_stages(data, stage)
     inside = [p.resolve() for p in (data, *stages)]
     target = out.resolve()
@@ -135,11 +155,9 @@ def refine_dataset(
     columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     started, done = time.perf_counter(), 0
     with (
-        torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []),
         Progress(*columns, console=console or Console(stderr=True)) as bar,
         DatasetWriter(out, info, overwrite=overwrite) as writer,
     ):
-        torch.manual_seed(seed)
         task = bar.add_task("refine", total=len(dataset))
         for batch in loader:
             raw = batch.images.to(device)

@@ -31,8 +31,9 @@ class ExportableGenerator:
     ``refine()``, the EMA copy, the image size seen in training and the checkpoint record.
 
     Mixed into a ``LightningModule`` (:class:`RefinerBase`, or a task method with a generator such as PixelDA).
-    Subclasses define ``generator`` and ``image_channels`` and call :meth:`setup_refiner` at the end of
-    ``__init__``; ``self.hparams.ema_decay`` (optional) turns the EMA on.
+    Subclasses define ``generator`` (and override ``image_channels`` when they have no ``in_channels``
+    hyperparameter) and call :meth:`setup_refiner` at the end of ``__init__``; ``self.hparams.ema_decay`` (optional)
+    turns the EMA on.
     """
 
     generator: nn.Module

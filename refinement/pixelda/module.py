@@ -167,7 +167,7 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("pixelda_rng")
-        if state is None or self._trainer is None:  # only when resuming a fit, not when loading to test or export
+        if state is None or self._trainer is None:  # with a trainer (resuming; also `test --ckpt_path`), not on export
             return
         torch.set_rng_state(state["cpu"])
         if state["cuda"] and torch.cuda.is_available():
