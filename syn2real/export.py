@@ -96,88 +96,71 @@ def refine_dataset(
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
     """
-    options = {"stage": stage, "batch_size": batch_size, "device": device, "overwrite": overwrite, "judge": judge}
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device
         torch.manual_seed(seed)
-        return _refine_dataset(ckpt, data, out, **options, seed=seed, console=console)
-
-
-def _refine_dataset(
-    ckpt: Path,
-    data: Path,
-    out: Path,
-    *,
-    stage: str,
-    batch_size: int,
-    device: str,
-    overwrite: bool,
-    judge: Path | None,
-    seed: int,
-    console: Console | None,
-) -> dict[str, Any]:
-    stages = select_stages(data, stage)
-    inside = [p.resolve() for p in (data, *stages)]
-    target = out.resolve()
-    if any(p == target or target in p.parents or p in target.parents for p in inside):
-        raise DatasetError(
-            out, "is the dataset being refined, holds it or lies inside it", "write the refined dataset elsewhere"
-        )
-    prepare_output(out, overwrite=overwrite)
-    model, record = load_refiner(ckpt, device)
-    source = stages[0]
-    dataset = Syn2RealDataset(source)
-    check_compatible(record, dataset.info, source)
-    meter = None
-    if judge is not None:
-        if dataset.info.task != "classification" or not dataset.info.labels:
+        stages = select_stages(data, stage)
+        inside = [p.resolve() for p in (data, *stages)]
+        target = out.resolve()
+        if any(p == target or target in p.parents or p in target.parents for p in inside):
             raise DatasetError(
-                source,
-                "is not a labeled classification dataset: label preservation needs a label per image",
-                "drop --judge",
+                out, "is the dataset being refined, holds it or lies inside it", "write the refined dataset elsewhere"
             )
-        meter = LabelPreservation(
-            load_judge(judge, channels=dataset.info.channels, num_classes=len(dataset.info.classes)).to(device)
+        prepare_output(out, overwrite=overwrite)
+        model, record = load_refiner(ckpt, device)
+        source = stages[0]
+        dataset = Syn2RealDataset(source)
+        check_compatible(record, dataset.info, source)
+        meter = None
+        if judge is not None:
+            if dataset.info.task != "classification" or not dataset.info.labels:
+                raise DatasetError(
+                    source,
+                    "is not a labeled classification dataset: label preservation needs a label per image",
+                    "drop --judge",
+                )
+            meter = LabelPreservation(
+                load_judge(judge, channels=dataset.info.channels, num_classes=len(dataset.info.classes)).to(device)
+            )
+        info = dataclasses.replace(
+            dataset.info,
+            producer={
+                "name": "syn2real.refine",
+                "version": __version__,
+                "refiner": record["class_path"],
+                "checkpoint": str(ckpt.resolve()),
+                "config": dict(model.hparams),
+                "parent": str(source.resolve()),
+                "parent_producer": dataset.info.producer,
+                "seed": seed,
+            },
         )
-    info = dataclasses.replace(
-        dataset.info,
-        producer={
-            "name": "syn2real.refine",
-            "version": __version__,
-            "refiner": record["class_path"],
-            "checkpoint": str(ckpt.resolve()),
-            "config": dict(model.hparams),
-            "parent": str(source.resolve()),
-            "parent_producer": dataset.info.producer,
-            "seed": seed,
-        },
-    )
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    started, done = time.perf_counter(), 0
-    with (
-        Progress(*columns, console=console or Console(stderr=True)) as bar,
-        DatasetWriter(out, info, overwrite=overwrite) as writer,
-    ):
-        task = bar.add_task("refine", total=len(dataset))
-        for batch in loader:
-            raw = batch.images.to(device)
-            out_images = model.refine(raw)
-            if meter is not None:  # judged where the refiner ran: no round trip through the host
-                meter.update(raw, out_images, batch.labels)
-            writer.add_batch(
-                ids=batch.ids,
-                images=out_images.cpu(),
-                labels=batch.labels,
-                masks=batch.masks,
-                depth=batch.depth,
-                params=[dataset.params(done + k) for k in range(len(batch))],
-            )
-            done += len(batch)
-            bar.advance(task, len(batch))
-        if meter is not None:  # the header is written when the writer closes
-            writer.info.producer["label_preservation"] = {**meter.rates(), "judge": str(judge.resolve())}
-    seconds = time.perf_counter() - started
-    result = {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
-    if meter is not None:
-        result["label_preservation"] = writer.info.producer["label_preservation"]
-    return result
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+        columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        started, done = time.perf_counter(), 0
+        with (
+            Progress(*columns, console=console or Console(stderr=True)) as bar,
+            DatasetWriter(out, info, overwrite=overwrite) as writer,
+        ):
+            task = bar.add_task("refine", total=len(dataset))
+            for batch in loader:
+                raw = batch.images.to(device)
+                out_images = model.refine(raw)
+                if meter is not None:  # judged where the refiner ran: no round trip through the host
+                    meter.update(raw, out_images, batch.labels)
+                writer.add_batch(
+                    ids=batch.ids,
+                    images=out_images.cpu(),
+                    labels=batch.labels,
+                    masks=batch.masks,
+                    depth=batch.depth,
+                    params=[dataset.params(done + k) for k in range(len(batch))],
+                )
+                done += len(batch)
+                bar.advance(task, len(batch))
+            if meter is not None:  # the header is written when the writer closes
+                writer.info.producer["label_preservation"] = {**meter.rates(), "judge": str(judge.resolve())}
+        seconds = time.perf_counter() - started
+        result = {"images": done, "seconds": seconds, "images_per_s": done / max(seconds, 1e-9), "out": str(out)}
+        if meter is not None:
+            result["label_preservation"] = writer.info.producer["label_preservation"]
+        return result

@@ -118,6 +118,18 @@ def configure_optimization(
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": scheduler.interval}}
 
 
+def manual_optimization(
+    optimizers: list[Optimizer], scheduler: SchedulerSpec, *, total_steps: float | int
+) -> tuple[list[Optimizer], list[LRScheduler]]:
+    """``configure_optimizers``' result for a manual-optimization method (several optimizers).
+
+    Its optimizers and one schedule each (none for ``name: none``); the method steps them with
+    :func:`step_schedulers`.
+    """
+    built = (scheduler.build(o, total_steps=total_steps) for o in optimizers)
+    return optimizers, [s for s in built if s is not None]
+
+
 def step_schedulers(schedulers: Any, spec: SchedulerSpec, *, at: Literal["step", "epoch"]) -> None:
     """Step a manual-optimization method's schedulers (``self.lr_schedulers()``) when ``at`` is ``spec``'s interval."""
     if spec.interval != at or schedulers is None:

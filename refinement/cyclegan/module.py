@@ -28,7 +28,7 @@ from syn2real.batch import DomainBatch
 from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
 from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
-from syn2real.optim import OptimizerSpec, SchedulerSpec, step_schedulers
+from syn2real.optim import OptimizerSpec, SchedulerSpec, manual_optimization, step_schedulers
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
 from syn2real.specs import as_spec, plain_hparams
@@ -163,6 +163,6 @@ class CycleGAN(RefinerBase):
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_spec.build([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()])
         opt_d = self.optimizer_spec.build([*self.disc_s.parameters(), *self.disc_t.parameters()])
-        total = self.trainer.estimated_stepping_batches
-        schedulers = [s for o in (opt_g, opt_d) if (s := self.scheduler_spec.build(o, total_steps=total)) is not None]
-        return [opt_g, opt_d], schedulers
+        return manual_optimization(
+            [opt_g, opt_d], self.scheduler_spec, total_steps=self.trainer.estimated_stepping_batches
+        )

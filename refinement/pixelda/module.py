@@ -41,7 +41,7 @@ from refinement.pixelda.networks import NoiseGenerator, PixelDADiscriminator
 from syn2real.batch import Batch, DomainBatch
 from syn2real.bn_stats import kept_bn_statistics
 from syn2real.losses import check_finite, discriminator_loss, generator_loss, task_loss
-from syn2real.optim import OptimizerSpec, SchedulerSpec, clip_per_tensor, step_schedulers
+from syn2real.optim import OptimizerSpec, SchedulerSpec, clip_per_tensor, manual_optimization, step_schedulers
 from syn2real.refiner import ExportableGenerator
 from syn2real.registry import register_method
 from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
@@ -259,6 +259,6 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_spec.build(self.gen.parameters())
         opt_d = self.optimizer_spec.build([*self.discriminator.parameters(), *self.network.parameters()])
-        total = self.trainer.estimated_stepping_batches
-        schedulers = [s for o in (opt_g, opt_d) if (s := self.scheduler_spec.build(o, total_steps=total)) is not None]
-        return [opt_g, opt_d], schedulers
+        return manual_optimization(
+            [opt_g, opt_d], self.scheduler_spec, total_steps=self.trainer.estimated_stepping_batches
+        )

@@ -11,6 +11,7 @@ from datamodules.sources import RandomSource
 from refinement.cyclegan import CycleGAN
 from syn2real.losses import NonFiniteLossError
 from syn2real.optim import SchedulerSpec
+from tests.conftest import check_resume_reproduces
 
 TINY = {
     "in_channels": 1,
@@ -46,15 +47,6 @@ def _trainer(tmp_path: Path, epochs: int, callbacks: list | None = None) -> pl.T
         default_root_dir=tmp_path,
         callbacks=callbacks or [],
     )
-
-
-class LossRecorder(pl.Callback):
-    def __init__(self) -> None:
-        self.losses: list[tuple[int, float, float]] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        m = trainer.callback_metrics
-        self.losses.append((trainer.current_epoch, m["train/loss_g"].item(), m["train/loss_d"].item()))
 
 
 def test_generator_loss_weights_identity_at_half_lambda() -> None:
@@ -94,23 +86,8 @@ def test_cycle_and_identity_terms_are_in_the_reference_minus_one_to_one_units() 
 
 @pytest.mark.parametrize("shuffle", [False, True], ids=["fixed-order", "shuffled"])
 def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path, shuffle: bool) -> None:
-    pl.seed_everything(0)
-    straight = LossRecorder()
-    _trainer(tmp_path / "a", 2, [straight]).fit(CycleGAN(**TINY, ema_decay=0.9), _data(shuffle))
-
-    pl.seed_everything(0)
-    first = _trainer(tmp_path / "b", 1)
-    first.fit(CycleGAN(**TINY, ema_decay=0.9), _data(shuffle))
-    first.save_checkpoint(tmp_path / "epoch1.ckpt")
-    torch.manual_seed(123)  # a resumed process does not share the first one's RNG state
-    resumed = LossRecorder()
-    _trainer(tmp_path / "c", 2, [resumed]).fit(
-        CycleGAN(**TINY, ema_decay=0.9), _data(shuffle), ckpt_path=tmp_path / "epoch1.ckpt"
-    )
-    expected = [loss for loss in straight.losses if loss[0] == 1]
-    assert len(resumed.losses) == len(expected) == 2
-    for got, want in zip(resumed.losses, expected, strict=True):
-        assert got == pytest.approx(want, rel=1e-5)
+    model = lambda: CycleGAN(**TINY, ema_decay=0.9)  # noqa: E731
+    check_resume_reproduces(model, lambda: _data(shuffle), tmp_path, losses=("train/loss_g", "train/loss_d"))
 
 
 def test_checkpoint_restores_pools_ema_and_schedulers(tmp_path: Path) -> None:
