@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor
-
+from refinement.cyclegan.translation import CycleTranslation
 from syn2real.batch import DomainBatch
-from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
-from syn2real.nn import ImagePool, PatchDiscriminator, ResnetGenerator
+from syn2real.losses import AdversarialMode, check_finite
+from syn2real.nn import ResnetGenerator
 from syn2real.nn.generators import Norm
 from syn2real.optim import OptimizerSpec, SchedulerSpec, manual_optimization, step_schedulers
 from syn2real.refiner import RefinerBase
@@ -35,7 +34,7 @@ from syn2real.specs import as_spec, plain_hparams
 
 
 @register_method
-class CycleGAN(RefinerBase):
+class CycleGAN(CycleTranslation, RefinerBase):
     """CycleGAN refiner (source → target) with the reference defaults.
 
     Args:
@@ -87,53 +86,21 @@ class CycleGAN(RefinerBase):
         self.scheduler_spec = as_spec(SchedulerSpec, scheduler)
         plain_hparams(self)
         self.automatic_optimization = False
-        gen = {
-            "in_channels": in_channels,
-            "out_channels": in_channels,
-            "base_channels": base_channels,
-            "num_blocks": num_blocks,
-            "num_downsampling": num_downsampling,
-            "norm": norm,
-        }
-        disc = {
-            "in_channels": in_channels,
-            "base_channels": disc_base_channels,
-            "num_layers": disc_layers,
-            "norm": norm,
-        }
-        self.gen_s2t, self.gen_t2s = ResnetGenerator(**gen), ResnetGenerator(**gen)
-        self.disc_s, self.disc_t = PatchDiscriminator(**disc), PatchDiscriminator(**disc)
-        self.pool_s = ImagePool(capacity=pool_size, mode="cyclegan", seed=1)
-        self.pool_t = ImagePool(capacity=pool_size, mode="cyclegan", seed=2)
+        self.build_translation(
+            channels=in_channels,
+            base_channels=base_channels,
+            num_blocks=num_blocks,
+            num_downsampling=num_downsampling,
+            norm=norm,
+            disc_base_channels=disc_base_channels,
+            disc_layers=disc_layers,
+            pool_size=pool_size,
+        )
         self.setup_refiner()
 
     @property
     def generator(self) -> ResnetGenerator:
         return self.gen_s2t
-
-    def generator_losses(self, a: Tensor, b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """Named generator terms, and the fakes G(a), F(b) for the discriminator step."""
-        hp = self.hparams
-        fake_b, fake_a = self.gen_s2t(a), self.gen_t2s(b)
-        adv = generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target) + generator_loss(
-            self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target
-        )
-        l1 = l1_generator_units
-        cycle = l1(self.gen_t2s(fake_b), a) + l1(self.gen_s2t(fake_a), b)
-        identity = l1(self.gen_s2t(b), b) + l1(self.gen_t2s(a), a) if hp.lambda_identity > 0 else a.new_zeros(())
-        total = adv + hp.lambda_cycle * cycle + hp.lambda_cycle * hp.lambda_identity * identity
-        return {"loss_g": total, "loss_g_adv": adv, "loss_g_cycle": cycle, "loss_g_identity": identity}, fake_b, fake_a
-
-    def discriminator_losses(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> dict[str, Tensor]:
-        """Named discriminator terms on real images and pooled (detached) fakes."""
-        hp = self.hparams
-        d_t = discriminator_loss(
-            self.disc_t(b), self.disc_t(self.pool_t(fake_b)), mode=hp.gan_mode, real_target=hp.real_target
-        )
-        d_s = discriminator_loss(
-            self.disc_s(a), self.disc_s(self.pool_s(fake_a)), mode=hp.gan_mode, real_target=hp.real_target
-        )
-        return {"loss_d": d_s + d_t, "loss_d_source": d_s, "loss_d_target": d_t}
 
     def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
         a, b = batch.source.images, batch.target.images

@@ -44,6 +44,7 @@ from syn2real.losses import check_finite, discriminator_loss, generator_loss, ta
 from syn2real.optim import OptimizerSpec, SchedulerSpec, clip_per_tensor, manual_optimization, step_schedulers
 from syn2real.refiner import ExportableGenerator
 from syn2real.registry import register_method
+from syn2real.rng import restore_torch_rng, save_torch_rng
 from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
@@ -159,19 +160,11 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        # z, D's dropout and noise come from torch's generators: a resumed run continues their sequence exactly
-        checkpoint["pixelda_rng"] = {
-            "cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        save_torch_rng(checkpoint)  # z, D's dropout and noise: a resumed run continues their sequence exactly
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("pixelda_rng")
-        if state is None or self._trainer is None:  # with a trainer (resuming; also `test --ckpt_path`), not on export
-            return
-        torch.set_rng_state(state["cpu"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        # with a trainer (resuming; also `test --ckpt_path`), not on export
+        restore_torch_rng(checkpoint, resuming=self._trainer is not None)
 
     def content_mask(self, source: Batch) -> Tensor | None:
         """The renders' foreground mask for the content loss; ``None`` = unmasked (only when allowed)."""

@@ -66,7 +66,8 @@ def zoo_cells(
     check_rows(zoo, names, config_path=zoo_path)
     wanted = set(methods or [])
     wanted |= {zoo.rows[m].baseline_row for m in wanted if m in zoo.rows and zoo.rows[m].baseline_row}
-    if zoo.judge is not None and any(zoo.rows[m].kind == "refines" for m in wanted if m in zoo.rows):
+    judged = lambda m: zoo.rows[m].kind == "refines" or zoo.rows[m].label_preservation is not None  # noqa: E731
+    if zoo.judge is not None and any(judged(m) for m in wanted if m in zoo.rows):
         wanted.add(zoo.judge)
     cells = []
     for cfg, name in zip(configs, names, strict=True):
@@ -98,11 +99,16 @@ def zoo_cells(
             )
             continue
         for seed in seeds:
+            folder = out / name / f"seed{seed}"
+            if pairing.label_preservation is not None:  # its own checkpoint's refiner, judged on a task row's renders
+                task = experiments / f"{pairing.label_preservation}__{benchmark}.yaml"
+                tags = {**tags, "refiner_checkpoint": str(folder / "checkpoints" / "last.ckpt")}
+                tags["task_experiment"] = str(task)
             cells.append(
                 Cell(
                     name=name,
                     seed=seed,
-                    folder=out / name / f"seed{seed}",
+                    folder=folder,
                     args=["--config", str(cfg), *RUN_ARGS, *quick_args, *extra],
                     tags=tags,
                 )

@@ -20,10 +20,15 @@ KINDS = ("baseline", "same_run", "refines", "reference", "unpaired")
 
 @dataclass(frozen=True)
 class Pairing:
-    """How one row is compared: ``kind`` is one of :data:`KINDS`, ``value`` its row / metric / words."""
+    """How one row is compared: ``kind`` is one of :data:`KINDS`, ``value`` its row / metric / words.
+
+    ``label_preservation``: for a method whose checkpoint also holds a refiner (CyCADA, PixelDA), the task row on
+    whose training renders that refiner's label preservation is judged.
+    """
 
     kind: str
     value: str
+    label_preservation: str | None = None
 
     @property
     def paired(self) -> bool:
@@ -64,13 +69,22 @@ def load_zoo_config(path: Path) -> ZooConfig:
         raise ValueError(f"{path}: unknown key(s) {unknown}; use seeds, rows and judge")
     rows: dict[str, Pairing] = {}
     for name, spec in (data.get("rows") or {}).items():
-        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
-            raise ValueError(f"{path}: row {name!r} needs exactly one of {', '.join(KINDS)}, got {spec!r}")
-        kind, value = next(iter(spec.items()))
-        rows[name] = Pairing(kind, str(value))
+        kinds = [k for k in spec if k in KINDS] if isinstance(spec, dict) else []
+        if len(kinds) != 1 or set(spec) - {kinds[0], "label_preservation"}:
+            raise ValueError(
+                f"{path}: row {name!r} needs exactly one of {', '.join(KINDS)} (and optionally label_preservation), "
+                f"got {spec!r}"
+            )
+        judged = spec.get("label_preservation")
+        rows[name] = Pairing(kinds[0], str(spec[kinds[0]]), None if judged is None else str(judged))
     for name, pairing in rows.items():
         if pairing.baseline_row is not None and pairing.value not in rows:
             raise ValueError(f"{path}: row {name!r} is paired with {pairing.value!r}, which is not a row")
+        if pairing.label_preservation is not None and pairing.label_preservation not in rows:
+            raise ValueError(
+                f"{path}: row {name!r} judges label preservation on {pairing.label_preservation!r}'s renders, which "
+                "is not a row"
+            )
     judge = data.get("judge")
     if judge is not None and judge not in rows:
         raise ValueError(f"{path}: judge {judge!r} is not a row")

@@ -237,3 +237,41 @@ def test_a_refiner_row_trains_the_task_on_its_refined_renders_paired_with_raw_an
     reused = {(r["name"], r["seed"]): r["reused"] for r in csv.DictReader((out / "tiny" / "results.csv").open())}
     assert reused[("cyclegan", "1")] == "False" and reused[("cyclegan", "0")] == "True"
     assert (out / "tiny" / "cyclegan" / "seed1.stale" / "results.json").is_file()
+
+
+def test_a_method_holding_a_refiner_is_judged_on_a_task_rows_renders(tmp_path: Path) -> None:
+    from syn2real.bench.zoo import zoo_cells
+    from syn2real.bench.zoo_pairs import load_zoo_config
+
+    configs = tmp_path / "configs"
+    for name in ("source_only", "target_oracle", "pixelda"):
+        _tiny(name, configs)
+    path = configs / "bench" / "zoo.yaml"
+    path.parent.mkdir(parents=True)
+    rows = {"source_only": {"reference": "baseline"}, "target_oracle": {"reference": "ceiling"}}
+    rows["pixelda"] = {"baseline": "source_only", "label_preservation": "source_only"}
+    path.write_text(yaml.safe_dump({"seeds": [0, 1], "judge": "target_oracle", "rows": rows}))
+    zoo = load_zoo_config(path)
+    out = tmp_path / "out"
+    cells = zoo_cells("tiny", [0, 1], out, ["pixelda"], False, [], configs / "experiments", zoo, path)
+    assert {(c.name, c.seed) for c in cells} == {
+        (n, s) for n in ("pixelda", "source_only", "target_oracle") for s in (0, 1)
+    }
+    for (
+        cell
+    ) in cells:  # its own checkpoint is the refiner judged (by the oracle, brought along) on source-only's renders
+        if cell.name == "pixelda":
+            assert cell.tags["refiner_checkpoint"] == str(
+                out / "pixelda" / f"seed{cell.seed}" / "checkpoints" / "last.ckpt"
+            )
+            assert cell.tags["task_experiment"] == str(configs / "experiments" / "source_only__tiny.yaml")
+        else:
+            assert "refiner_checkpoint" not in cell.tags
+    rows["pixelda"]["label_preservation"] = "nope"
+    path.write_text(yaml.safe_dump({"seeds": [0, 1], "rows": rows}))
+    with pytest.raises(ValueError, match="on 'nope''s renders, which is not a row"):
+        load_zoo_config(path)
+    rows["pixelda"] = {"baseline": "source_only", "colour": "blue"}
+    path.write_text(yaml.safe_dump({"seeds": [0, 1], "rows": rows}))
+    with pytest.raises(ValueError, match="optionally label_preservation"):
+        load_zoo_config(path)
