@@ -7,3 +7,4 @@ from refinement.dsbn import DSBN
 from refinement.dson import DSON
 from refinement.pixelda import PixelDA
 from refinement.simgan import SimGAN
+from refinement.spigan import SPIGAN
