@@ -7,6 +7,7 @@ that epoch; such a number uses the validation labels and is labelled so.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -23,7 +24,7 @@ class BestValidationWeights(pl.Callback):
     def __init__(self) -> None:
         self.best = math.nan
         self.epoch = -1
-        self.state: dict[str, torch.Tensor] | None = None
+        self.state: dict[str, Any] | None = None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -34,7 +35,7 @@ class BestValidationWeights(pl.Callback):
         score = float(value)
         if math.isnan(self.best) or score > self.best:
             self.best, self.epoch = score, trainer.current_epoch
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+            self.state = {k: _copied(v) for k, v in pl_module.state_dict().items()}
 
     def restore(self, pl_module: pl.LightningModule) -> dict[str, Any]:
         """Load the kept weights into ``pl_module``; returns what was restored (epoch, score)."""
@@ -42,3 +43,8 @@ class BestValidationWeights(pl.Callback):
             raise RuntimeError("no validation ran: nothing to restore")
         pl_module.load_state_dict(self.state)
         return {"epoch": self.epoch, "score": self.best}
+
+
+def _copied(value: Any) -> Any:
+    """A CPU copy of a state-dict entry: a tensor, or a module's extra state (an image pool's history, say)."""
+    return value.detach().to("cpu", copy=True) if isinstance(value, torch.Tensor) else copy.deepcopy(value)

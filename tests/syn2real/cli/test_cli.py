@@ -65,14 +65,15 @@ def test_fit_tests_the_final_model_and_writes_results(tmp_path: Path) -> None:
     assert 0 <= results["metrics"]["test/target_acc"] <= 1 and results["metrics"]["fit_wall_time_s"] > 0
 
 
-def test_val_selected_weights_are_tested_beside_the_final_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["task", "cycada"])  # CyCADA's image pools are state beside the tensors
+def test_val_selected_weights_are_tested_beside_the_final_ones(tmp_path: Path, name: str) -> None:
     import csv
 
     cli_main(
         [
             "fit",
             "--config",
-            str(CONFIGS / "smoke" / "task.yaml"),
+            str(CONFIGS / "smoke" / f"{name}.yaml"),
             "--trainer.fast_dev_run=false",
             "--trainer.max_epochs=3",
             "--trainer.limit_train_batches=2",
