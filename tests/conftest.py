@@ -105,6 +105,30 @@ def check_resume_reproduces(make_model, make_data, root: Path, *, losses: tuple[
         assert [v for v in got if v is not None] == pytest.approx([v for v in want if v is not None], rel=1e-5)
 
 
+def check_task_refiner_checkpoint(trainer: pl.Trainer, method: str, root: Path, *, num_classes: int) -> bool:
+    """A trained method that is both a task model and a refiner (16-px grey tiny runs): its checkpoint records the
+    refiner, its forward is the task network, and ``refine_dataset`` keeps every sample's id, label, mask and depth.
+
+    Returns whether the refiner changed any image.
+    """
+    from datamodules.format import Syn2RealDataset
+    from syn2real.export import load_refiner, refine_dataset
+
+    assert "val/target_acc" in trainer.callback_metrics
+    ckpt = root / f"{method}.ckpt"
+    trainer.save_checkpoint(ckpt)
+    refiner, record = load_refiner(ckpt)
+    assert record["method"] == method and record["channels"] == 1 and record["size"] == [16, 16]
+    assert refiner(torch.rand(2, 1, 16, 16)).shape == (2, num_classes)  # forward is the task network
+    raw = write_dataset(root / "raw", make_samples(4, size=16), size=16)
+    refine_dataset(ckpt, raw, root / "refined", batch_size=2)
+    pairs = list(zip(Syn2RealDataset(raw), Syn2RealDataset(root / "refined"), strict=True))
+    for a, b in pairs:
+        assert a.id == b.id and torch.equal(a.label, b.label)
+        assert torch.equal(a.mask, b.mask) and torch.allclose(a.depth, b.depth)
+    return not all(torch.equal(a.image, b.image) for a, b in pairs)
+
+
 def words(text: str) -> str:
     """Console output with rich's line wrapping undone."""
     return " ".join(text.split())

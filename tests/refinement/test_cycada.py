@@ -9,14 +9,12 @@ import torch
 
 from datamodules.data_modules import DomainPairDataModule, RandomDataModule
 from datamodules.errors import DatasetError
-from datamodules.format import Syn2RealDataset
 from datamodules.sources import RandomSource
 from refinement.cycada import CyCADA, OutputDiscriminator, plan_stages, semantic_consistency_loss, stage_lr_factor
 from refinement.cycada.stages import STAGES, StageShares
-from syn2real.export import load_refiner, refine_dataset
 from syn2real.losses import NonFiniteLossError
 from syn2real.tasks import TaskModule
-from tests.conftest import check_resume_reproduces, make_samples, quiet_trainer, write_dataset
+from tests.conftest import check_resume_reproduces, check_task_refiner_checkpoint, quiet_trainer
 
 NET = {"arch": "small_cnn", "width": 4, "num_classes": 3, "in_channels": 1}
 TINY = {"network": NET, "base_channels": 4, "num_blocks": 1, "disc_base_channels": 4, "disc_layers": 1}
@@ -209,19 +207,7 @@ def test_checkpoint_exports_the_translation_and_tests_the_task_network(tmp_path:
     model = CyCADA(**TINY, stages=EVEN)
     trainer = _trainer(tmp_path, limit_val_batches=1)
     trainer.fit(model, _data())
-    assert "val/target_acc" in trainer.callback_metrics
-    ckpt = tmp_path / "cycada.ckpt"
-    trainer.save_checkpoint(ckpt)
-    refiner, record = load_refiner(ckpt)
-    assert record["method"] == "cycada" and record["channels"] == 1 and record["size"] == [16, 16]
-    assert refiner(torch.rand(2, 1, 16, 16)).shape == (2, 3)  # forward is the task network
-    raw = write_dataset(tmp_path / "raw", make_samples(4, size=16), size=16)
-    refine_dataset(ckpt, raw, tmp_path / "refined", batch_size=2)
-    before, after = Syn2RealDataset(raw), Syn2RealDataset(tmp_path / "refined")
-    for a, b in zip(before, after, strict=True):  # ids, labels, masks and depth kept; images translated
-        assert a.id == b.id and torch.equal(a.label, b.label)
-        assert torch.equal(a.mask, b.mask) and torch.allclose(a.depth, b.depth)
-    assert not all(torch.equal(a.image, b.image) for a, b in zip(before, after, strict=True))
+    assert check_task_refiner_checkpoint(trainer, "cycada", tmp_path, num_classes=3)  # and the images translated
 
 
 def test_the_feature_variant_has_no_translation_to_export() -> None:
@@ -244,3 +230,17 @@ def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> No
         losses=("train/loss_g", "train/loss_task", "train/loss_feature_d"),
         batches=4,
     )
+
+
+def test_segmentation_runs_every_stage_on_score_maps(tmp_path: Path) -> None:
+    from datamodules.data_modules import RandomDomainPairDataModule
+
+    torch.manual_seed(0)
+    seg = {"arch": "small_fcn", "width": 4, "num_classes": 3, "in_channels": 1, "task": "segmentation"}
+    model = CyCADA(**(TINY | {"network": seg}), stages=EVEN)
+    assert isinstance(model.feature_discriminator.net[0], torch.nn.Conv2d)  # a domain logit per pixel
+    trainer = _trainer(tmp_path, limit_val_batches=1)
+    trainer.fit(model, RandomDomainPairDataModule(num_classes=3, size=16, task="segmentation", num_samples=16))
+    metrics = trainer.callback_metrics
+    assert {"train/loss_g_semantic", "train/loss_task", "train/loss_feature_d", "val/target_miou"} <= set(metrics)
+    assert all(torch.isfinite(v) for v in metrics.values())

@@ -9,12 +9,10 @@ import torch
 
 from datamodules.data_modules import DomainPairDataModule
 from datamodules.errors import DatasetError
-from datamodules.format import Syn2RealDataset
 from datamodules.sources import RandomSource
 from refinement.spigan import SPIGAN, PerceptualFeatures, normalized_depth, perceptual_loss
-from syn2real.export import load_refiner, refine_dataset
 from syn2real.losses import NonFiniteLossError
-from tests.conftest import check_resume_reproduces, make_samples, quiet_trainer, write_dataset
+from tests.conftest import check_resume_reproduces, check_task_refiner_checkpoint, quiet_trainer
 
 NET = {"arch": "small_cnn", "width": 4, "num_classes": 3, "in_channels": 1}
 P_NET = {"arch": "small_fcn", "task": "segmentation", "num_classes": 1, "width": 4}
@@ -134,17 +132,7 @@ def test_checkpoint_exports_refined_renders_and_tests_the_task_network(tmp_path:
     torch.manual_seed(0)
     trainer = _trainer(tmp_path, limit_val_batches=1)
     trainer.fit(SPIGAN(**TINY), _data())
-    assert "val/target_acc" in trainer.callback_metrics
-    ckpt = tmp_path / "spigan.ckpt"
-    trainer.save_checkpoint(ckpt)
-    refiner, record = load_refiner(ckpt)
-    assert record["method"] == "spigan" and record["channels"] == 1 and record["size"] == [16, 16]
-    assert refiner(torch.rand(2, 1, 16, 16)).shape == (2, 3)  # forward is the task network
-    raw = write_dataset(tmp_path / "raw", make_samples(4, size=16), size=16)
-    refine_dataset(ckpt, raw, tmp_path / "refined", batch_size=2)
-    for a, b in zip(Syn2RealDataset(raw), Syn2RealDataset(tmp_path / "refined"), strict=True):
-        assert a.id == b.id and torch.equal(a.label, b.label)  # ids, labels, masks and depth kept
-        assert torch.equal(a.mask, b.mask) and torch.allclose(a.depth, b.depth)
+    check_task_refiner_checkpoint(trainer, "spigan", tmp_path, num_classes=3)
 
 
 def test_non_finite_loss_names_the_loss(tmp_path: Path) -> None:
@@ -154,3 +142,15 @@ def test_non_finite_loss_names_the_loss(tmp_path: Path) -> None:
 
 def test_resume_from_checkpoint_reproduces_the_next_losses(tmp_path: Path) -> None:
     check_resume_reproduces(lambda: SPIGAN(**TINY), _data, tmp_path, losses=("train/loss_d", "train/loss_g"))
+
+
+def test_segmentation_task_network(tmp_path: Path) -> None:
+    from datamodules.data_modules import RandomDomainPairDataModule
+
+    torch.manual_seed(0)
+    seg = {"arch": "small_fcn", "width": 4, "num_classes": 3, "in_channels": 1, "task": "segmentation"}
+    trainer = _trainer(tmp_path, limit_val_batches=1)
+    trainer.fit(
+        SPIGAN(**(TINY | {"network": seg})), RandomDomainPairDataModule(num_classes=3, size=16, task="segmentation")
+    )
+    assert {"train/loss_task", "train/loss_privileged", "val/target_miou"} <= set(trainer.callback_metrics)
