@@ -13,9 +13,12 @@ z_s from both, and so keeps G from changing the scene's geometry:
     L_P    = |P(x_s) − z_s|₁ + |P(G(x_s)) − z_s|₁
     L_perc = Σ_l |φ_l(x_s) − φ_l(G(x_s))|₁
 
-One iteration: a D step on x_r vs the detached G(x_s), then one step of G, T and P on the weighted sum (D frozen).
-α 1, β 0.5, γ 0.1, δ 0.33, Adam 2e-4, least-squares GAN (the re-implementation's values, matching the paper's as
-recalled). ``privileged: false`` is the paper's SPIGAN-no-PI ablation (P neither built into the loss nor trained).
+One iteration: a D step on x_r vs the detached G(x_s), then one step of G, T and P on the weighted sum (D frozen,
+its BN statistics too). α 1, β 0.5, γ 0.1, δ 0.33, Adam 2e-4 with Adam's default betas, least-squares GAN (the
+re-implementation's values, matching the paper's as recalled). ``privileged: false`` is the paper's SPIGAN-no-PI
+ablation (P neither in the loss nor trained). T and P see renders and refined renders as one batch, so their BN
+statistics are those of both. Three optimizer steps per batch: Lightning's ``global_step`` counts all three, so set
+the length with ``max_epochs`` (schedules run per batch over it), not ``max_steps``.
 
 Departures: φ is the offline EfficientNet-Lite0's stem and first stages (the paper's VGG19 cannot be loaded offline;
 :class:`~refinement.spigan.parts.PerceptualFeatures`); depth is P's [0, 1] target, scaled per image or by a
@@ -33,7 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from refinement.spigan.parts import PerceptualFeatures, normalized_depth, perceptual_loss
-from syn2real.batch import Batch, DomainBatch
+from syn2real.batch import IGNORE_INDEX, Batch, DomainBatch
+from syn2real.bn_stats import kept_bn_statistics
 from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, task_loss
 from syn2real.nn import PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
@@ -71,7 +75,7 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
         perceptual_stages: EfficientNet-Lite0 stages tapped by φ (the stem output is always one).
         perceptual_size: side images are resized to before φ; ``None`` = as given.
         depth_range: (near, far) in the dataset's depth units, clipped and scaled to [0, 1]; ``None`` = per image.
-        optimizer: for G, P and D (paper: Adam 2e-4).
+        optimizer: for G, P and D (re-implementation: Adam 2e-4, default betas).
         task_optimizer: for T; ``None`` = ``optimizer``.
         scheduler: LR schedule of every optimizer, per step or epoch.
         ema_decay: EMA of G's weights used by ``refine()``; ``None`` = off.
@@ -97,7 +101,7 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
         perceptual_stages: int = 3,
         perceptual_size: int | None = None,
         depth_range: tuple[float, float] | None = None,
-        optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)),
+        optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=2e-4),
         task_optimizer: OptimizerSpec | None = None,
         scheduler: SchedulerSpec = SchedulerSpec(name="none"),
         ema_decay: float | None = None,
@@ -169,7 +173,8 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
     def joint_losses(self, x: Tensor, labels: Tensor, depth: Tensor | None, refined: Tensor) -> dict[str, Tensor]:
         """The G/T/P objective: α adversarial + β task + γ privileged + δ perceptual, and its named terms."""
         hp = self.hparams
-        adversarial = generator_loss(self.discriminator(refined), mode=hp.gan_mode)
+        with kept_bn_statistics(self.discriminator):  # (with norm: batch) D only scores here
+            adversarial = generator_loss(self.discriminator(refined), mode=hp.gan_mode)
         both = torch.cat([x, refined])
         logits = self.network(both)
         task = task_loss(logits[: len(x)], labels) + task_loss(logits[len(x) :], labels)
@@ -184,7 +189,8 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
             + hp.privileged_weight * privileged
             + hp.perceptual_weight * perceptual
         )
-        acc_refined = (logits[len(x) :].argmax(1) == labels).float().mean()
+        known = labels != IGNORE_INDEX
+        acc_refined = (logits[len(x) :].argmax(1) == labels)[known].float().mean()
         return {
             "loss_g": total,
             "loss_g_adv": adversarial,

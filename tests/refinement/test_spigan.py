@@ -71,6 +71,19 @@ def test_joint_losses_by_hand_with_stand_in_networks() -> None:
     assert blind.joint_losses(x16, torch.tensor([0, 2]), None, x16)["loss_privileged"].item() == 0.0
 
 
+@pytest.mark.parametrize("term", ["task_weight", "privileged_weight"])
+def test_task_and_privileged_losses_reach_the_generator(term: str) -> None:
+    # jlim13's re-implementation detaches G(x_s) before T and P, so G never learns from them; here it must
+    torch.manual_seed(0)
+    others = {"task_weight": 0.0, "privileged_weight": 0.0} | {term: 1.0}
+    model = SPIGAN(**TINY, gan_weight=0.0, perceptual_weight=0.0, **others)
+    x = torch.rand(2, 1, 16, 16)
+    losses = model.joint_losses(x, torch.tensor([0, 2]), torch.rand(2, 1, 16, 16), model.gen(x))
+    losses["loss_g"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.gen.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.discriminator.parameters())
+
+
 def test_perceptual_loss_is_zero_for_the_same_image_and_trains_only_the_generator_side() -> None:
     phi = PerceptualFeatures(stages=2)
     x = torch.rand(2, 1, 16, 16)
@@ -132,7 +145,7 @@ def test_checkpoint_exports_refined_renders_and_tests_the_task_network(tmp_path:
     torch.manual_seed(0)
     trainer = _trainer(tmp_path, limit_val_batches=1)
     trainer.fit(SPIGAN(**TINY), _data())
-    check_task_refiner_checkpoint(trainer, "spigan", tmp_path, num_classes=3)
+    assert check_task_refiner_checkpoint(trainer, "spigan", tmp_path, num_classes=3)  # and G changed the renders
 
 
 def test_non_finite_loss_names_the_loss(tmp_path: Path) -> None:
