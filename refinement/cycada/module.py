@@ -17,7 +17,10 @@ trained in stages as the paper and release do, here inside one ``fit`` (:mod:`re
 4. ``feature``: ADDA on the task network's outputs: D_feat learns f_ref(x̃_s) = 1 vs f_T(x_t) = 0; when its batch
    accuracy reaches the gate (release: 0.6), f_T takes a step on the inverted label (plus, if weighted, CE on x̃_s).
    x̃_s are translated renders (raw ones in the ``feature`` variant); f_ref is a frozen copy of f_T from the stage's
-   start (``feature_untied``, the release's digits) or f_T itself (the release's segmentation).
+   start in eval mode (``feature_untied``, the release's digits; f_T runs in train mode, so dropout and batch
+   statistics differ between the two sides, as in the release) or f_T itself (the release's segmentation). The gate
+   averages over ``feature_gate_window`` batches (the release's segmentation: 100); while it is closed, f_T's BN
+   statistics still follow the target batches it scores.
 
 Release values for digits: λ_cyc 1, no identity loss, w_S→T 2, batch 100, Adam 2e-4 β1 0.5, LSGAN, pool 50; feature
 stage Adam 1e-5, gate 0.6, no task loss. ``variant`` picks the paper's ablations: ``pixel`` (stages 1-3),
@@ -42,7 +45,7 @@ from torch import Tensor
 from refinement.cycada.parts import OutputDiscriminator, semantic_consistency_loss
 from refinement.cycada.stages import STAGES, Stage, StageShares, Variant, plan_stages, stage_lr_factor
 from refinement.cyclegan.translation import CycleTranslation
-from syn2real.batch import DomainBatch
+from syn2real.batch import IGNORE_INDEX, DomainBatch
 from syn2real.losses import AdversarialMode, check_finite, domain_adversarial_loss, task_loss
 from syn2real.nn import ResnetGenerator
 from syn2real.nn.generators import Norm
@@ -84,7 +87,9 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
         optimizer: the task network's in the source and task stages (cosine to zero over each stage).
         feature_optimizer: f_T's and D_feat's in the feature stage, constant (release digits: Adam 1e-5).
         feature_hidden: D_feat's hidden width (release digits: 500).
-        feature_gate: D_feat's batch accuracy from which on f_T is updated (release: 0.6; 0 = every batch).
+        feature_adversarial_weight: λ_g, weight of f_T's adversarial term (release: digits 1, segmentation 0.1).
+        feature_gate: D_feat's accuracy above which f_T is updated (release: 0.6; 0 or less = every batch).
+        feature_gate_window: batches the gated accuracy is averaged over (release: digits 1, segmentation 100).
         feature_untied: D_feat sees a frozen copy of the task network on the source side (release digits) rather
             than the trained network itself (release segmentation).
         feature_task_weight: weight of CE(f_T(x̃_s), y_s) in f_T's feature-stage step (release: digits 0,
@@ -118,7 +123,9 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
         optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=1e-4),
         feature_optimizer: OptimizerSpec = OptimizerSpec(name="adam", lr=1e-5),
         feature_hidden: int = 500,
+        feature_adversarial_weight: float = 1.0,
         feature_gate: float = 0.6,
+        feature_gate_window: int = 1,
         feature_untied: bool = True,
         feature_task_weight: float = 0.0,
         ema_decay: float | None = None,
@@ -150,6 +157,8 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
         )
         self.register_buffer("batches_done", torch.zeros((), dtype=torch.long))
         self.register_buffer("stage_index", torch.zeros((), dtype=torch.long))  # 1 + index in STAGES; 0 = not begun
+        self.register_buffer("gate_accuracies", torch.zeros(max(1, feature_gate_window)))  # D_feat's last accuracies
+        self.register_buffer("gate_seen", torch.zeros((), dtype=torch.long))
         self._plan: list[Stage] = []
         self.setup_refiner()
 
@@ -179,6 +188,11 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
     # stages
     def on_fit_start(self) -> None:
         hp = self.hparams
+        if self.trainer.max_steps not in (-1, None):  # global_step counts optimizer steps: 1 or 2 per batch here
+            raise ValueError(
+                "CyCADA plans its stages over the run's batches: set trainer.max_epochs (and limit_train_batches), "
+                f"not trainer.max_steps ({self.trainer.max_steps})"
+            )
         if hp.source_checkpoint is not None and int(self.batches_done) == 0:
             self.load_source_model(Path(hp.source_checkpoint))
         self._plan = plan_stages(
@@ -268,26 +282,32 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
             logits = self.network(images)
             loss = task_loss(logits, labels)
             self._update(opt, loss, f"loss_{stage}", factor)
-        return {f"loss_{stage}": loss, f"acc_{stage}": (logits.argmax(1) == labels).float().mean()}
+        known = labels != IGNORE_INDEX
+        return {f"loss_{stage}": loss, f"acc_{stage}": (logits.argmax(1) == labels)[known].float().mean()}
 
     def pixel_step(
         self, opt_g: Any, opt_d: Any, a: Tensor, labels: Tensor, b: Tensor, factor: float
     ) -> dict[str, Tensor]:
         """CycleGAN's generator step with the semantic-consistency loss, then its discriminator step."""
-        hp = self.hparams
         with self.toggled_optimizer(opt_g):
-            losses, fake_b, fake_a = self.generator_losses(a, b, adv_weight_s2t=hp.adv_weight_s2t)
-            semantic = a.new_zeros(())
-            if hp.lambda_semantic > 0:
-                pseudo_source = a if hp.semantic_labels == "pseudo" else None
-                semantic = semantic_consistency_loss(self.source_model, fake_b, fake_a, labels, b, pseudo_source)
-            losses |= {"loss_g": losses["loss_g"] + hp.lambda_semantic * semantic, "loss_g_semantic": semantic}
+            losses, fake_b, fake_a = self.pixel_losses(a, labels, b)
             self._update(opt_g, losses["loss_g"], "loss_g", factor)
         self.update_ema()
         with self.toggled_optimizer(opt_d):
             losses |= self.discriminator_losses(a, b, fake_b.detach(), fake_a.detach())
             self._update(opt_d, losses["loss_d"], "loss_d", factor)
         return losses
+
+    def pixel_losses(self, a: Tensor, labels: Tensor, b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The generators' objective: CycleGAN's (S→T adversarial weighted) + λ_sem · L_sem; and G(a), F(b)."""
+        hp = self.hparams
+        losses, fake_b, fake_a = self.generator_losses(a, b, adv_weight_s2t=hp.adv_weight_s2t)
+        semantic = a.new_zeros(())
+        if hp.lambda_semantic > 0:
+            pseudo_source = a if hp.semantic_labels == "pseudo" else None
+            semantic = semantic_consistency_loss(self.source_model, fake_b, fake_a, labels, b, pseudo_source)
+        losses |= {"loss_g": losses["loss_g"] + hp.lambda_semantic * semantic, "loss_g_semantic": semantic}
+        return losses, fake_b, fake_a
 
     def feature_step(
         self, opt_feature: Any, opt_discriminator: Any, x: Tensor, labels: Tensor, real: Tensor
@@ -305,17 +325,26 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
             )
             self._update(opt_discriminator, d_loss, "loss_feature_d")
         losses = {"loss_feature_d": d_loss, "feature_d_acc": d_acc}
-        if d_acc.item() >= hp.feature_gate:
+        if self.gate_open(d_acc):
             with self.toggled_optimizer(opt_feature):
                 fooled = self.feature_discriminator(target_out)
                 adversarial = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-                total = adversarial
+                total = hp.feature_adversarial_weight * adversarial
                 if hp.feature_task_weight > 0:
                     total = total + hp.feature_task_weight * task_loss(self.network(source), labels)
                 self._update(opt_feature, total, "loss_feature")
             losses["loss_feature"] = total
-        losses["feature_updated"] = torch.tensor(float(d_acc.item() >= hp.feature_gate))
+        losses["feature_updated"] = torch.tensor(float("loss_feature" in losses))
         return losses
+
+    def gate_open(self, accuracy: Tensor) -> bool:
+        """Record D_feat's batch accuracy; is its mean over the last ``feature_gate_window`` batches above the gate?"""
+        window = self.gate_accuracies
+        window[int(self.gate_seen) % len(window)] = accuracy.detach()
+        self.gate_seen += 1
+        if self.hparams.feature_gate <= 0:
+            return True
+        return float(window[: min(int(self.gate_seen), len(window))].mean()) > self.hparams.feature_gate
 
     def configure_optimizers(self) -> Any:
         translation = self.translation_spec

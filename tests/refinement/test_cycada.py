@@ -65,6 +65,38 @@ def test_semantic_consistency_by_hand_with_a_frozen_model() -> None:
     assert f_s.w.grad is None and torch.equal(f_s.w, torch.tensor([1.0, 0.0, -1.0]))
 
 
+@pytest.mark.parametrize("labels", ["ground_truth", "pseudo"])
+def test_the_semantic_term_trains_both_generators_through_the_frozen_source_model(labels: str) -> None:
+    torch.manual_seed(0)
+    model = CyCADA(**TINY, semantic_labels=labels, lambda_cycle=0.0, adv_weight_s2t=0.0)
+    model.source_model = MeanLogits()  # f_S: class 0 for any image, so ground truth 2 and pseudo-label 0 differ
+    a, b, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16), torch.tensor([2, 2])
+    losses, fake_b, fake_a = model.pixel_losses(a, y, b)
+    with torch.no_grad():
+        logits_b, logits_a = model.source_model(fake_b).tolist(), model.source_model(fake_a).tolist()
+    source_label = 2 if labels == "ground_truth" else 0
+    expected = sum(_ce(v, source_label) for v in logits_b) / 2 + sum(_ce(v, 0) for v in logits_a) / 2
+    assert losses["loss_g_semantic"].item() == pytest.approx(expected, rel=1e-5)
+    model.generator_losses = lambda *args, **kwargs: ({"loss_g": torch.zeros(())}, fake_b, fake_a)  # L_sem alone
+    model.pixel_losses(a, y, b)[0]["loss_g"].backward()
+    for gen in (model.gen_s2t, model.gen_t2s):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())
+    assert model.source_model.w.grad is None
+
+
+def test_the_accuracy_gate_averages_over_its_window() -> None:
+    model = CyCADA(**(TINY | {"feature_gate": 0.6, "feature_gate_window": 3}))
+    opened = [model.gate_open(torch.tensor(acc)) for acc in (0.9, 0.2, 0.5, 0.9, 0.9)]
+    assert opened == [True, False, False, False, True]  # running means 0.9, 0.55, 0.533, 0.533, 0.767
+    always = CyCADA(**(TINY | {"feature_gate": 0.0}))
+    assert always.gate_open(torch.tensor(0.0))
+
+
+def test_max_steps_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"not trainer\.max_steps"):
+        _trainer(tmp_path, max_steps=3).fit(CyCADA(**TINY), _data())
+
+
 def test_semantic_consistency_per_pixel() -> None:
     f_s = torch.nn.Conv2d(1, 3, 1).requires_grad_(False)
     images = torch.rand(2, 1, 4, 4)
@@ -216,7 +248,7 @@ def test_the_feature_variant_has_no_translation_to_export() -> None:
 
 
 def test_non_finite_loss_names_the_loss(tmp_path: Path) -> None:
-    model = CyCADA(**TINY, stages=EVEN, lambda_semantic=float("nan"))
+    model = CyCADA(**TINY, stages=EVEN, lambda_cycle=float("nan"))
     with pytest.raises(NonFiniteLossError, match="train/loss_g"):
         _trainer(tmp_path).fit(model, _data())
 
