@@ -12,6 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "data_modules": ("DomainPairDataModule", "RandomDataModule", "RandomDomainPairDataModule", "TaskDataModule"),
+    "digit_scenes": ("RealDigitScenes", "RealDigitScenesSource", "RenderedDigitScenesSource"),
     "errors": ("DatasetError",),
     "folders": ("ImageFolderDataset", "SegmentationFolderDataset", "UnlabeledFolderDataset"),
     "format": ("DatasetInfo", "Syn2RealDataset"),

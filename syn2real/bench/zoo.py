@@ -100,7 +100,8 @@ def zoo_cells(
             continue
         for seed in seeds:
             folder = out / name / f"seed{seed}"
-            if pairing.label_preservation is not None:  # its own checkpoint's refiner, judged on a task row's renders
+            classifies = BENCHMARKS.get(benchmark, BENCHMARKS["digits"]).task == "classification"
+            if pairing.label_preservation is not None and classifies:  # its refiner, judged on a task row's renders
                 task = experiments / f"{pairing.label_preservation}__{benchmark}.yaml"
                 tags = {**tags, "refiner_checkpoint": str(folder / "checkpoints" / "last.ckpt")}
                 tags["task_experiment"] = str(task)
@@ -157,6 +158,14 @@ def benchmark_tables(
     return write_tables(out, mine, leaderboard(mine, metric, rows), metric, f"syn2real zoo on {name}")
 
 
+def metric_of(benchmark: str, given: str | None) -> str:
+    """The metric a benchmark's leaderboard uses: ``given``, else its own (accuracy; mIoU for segmentation)."""
+    if given:
+        return given
+    known = BENCHMARKS.get(benchmark)
+    return known.metric if known is not None else "test/target_acc"
+
+
 def benchmarks_in(experiments: Path) -> list[str]:
     """The benchmarks that have experiment configs ``<row>__<benchmark>.yaml`` in ``experiments``."""
     return sorted({cfg.stem.split("__", 1)[1] for cfg in experiments.glob("*__*.yaml")})
@@ -188,7 +197,9 @@ def zoo_command(argv: list[str]) -> int:
         "(refiner rows are not re-run: they train on their own refined renders)",
     )
     parser.add_argument("--stage", default="best", help="stage of --synthetic: best | latest | <index>")
-    parser.add_argument("--metric", default="test/target_acc")
+    parser.add_argument(
+        "--metric", help="the leaderboard's metric (default: test/target_acc, test/target_miou on segmentation)"
+    )
     parser.add_argument("--configs", type=Path, help="configs folder holding experiments/ (default: the shipped one)")
     parser.add_argument("--zoo-config", type=Path, help="pairings and seeds (default: <configs>/bench/zoo.yaml)")
     add_jobs_argument(parser)
@@ -215,7 +226,7 @@ def zoo_command(argv: list[str]) -> int:
             on_disk = sorted(set(seeds) | seeds_in(args.out / name))  # the tables show every finished run
             every[name] = zoo_cells(name, on_disk, args.out / name, None, *rest, every_row=True)
             if args.synthetic is not None:
-                check_synthetic(args.synthetic, args.stage, get_benchmark(name).channels)
+                check_synthetic(args.synthetic, args.stage, get_benchmark(name, task=None).channels)
                 extra_cells, pairings = synthetic_cells(mine, args.synthetic, args.stage, args.out / name, rows)
                 mine += extra_cells
                 rows.update(pairings)
@@ -226,10 +237,11 @@ def zoo_command(argv: list[str]) -> int:
     done = iter(range(1, len(cells) + 1))
 
     def report(cell: Cell, result: CellResult) -> None:
-        acc = result.metrics.get(args.metric, math.nan)
+        metric = metric_of(cell.tags["benchmark"], args.metric)
+        acc = result.metrics.get(metric, math.nan)
         console.print(
             f"[{next(done)}/{len(cells)}] {cell.tags['benchmark']} {cell.name} seed {cell.seed}: {result.status}"
-            f"{' (reused)' if result.reused else ''}, {args.metric} {acc:.4f}, {result.wall_time_s:.0f} s"
+            f"{' (reused)' if result.reused else ''}, {metric} {acc:.4f}, {result.wall_time_s:.0f} s"
         )
 
     try:
@@ -240,7 +252,16 @@ def zoo_command(argv: list[str]) -> int:
     for name in args.benchmark:
         mine = [c for c in cells if c.tags["benchmark"] == name]
         table = benchmark_tables(
-            name, mine, results, every[name], zoo, rows, args.metric, args.out / name, console, quick=args.quick
+            name,
+            mine,
+            results,
+            every[name],
+            zoo,
+            rows,
+            metric_of(name, args.metric),
+            args.out / name,
+            console,
+            quick=args.quick,
         )
         console.print(table)
     failed = sum(r.status != "ok" for r in results)

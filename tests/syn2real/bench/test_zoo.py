@@ -89,7 +89,8 @@ def test_a_row_without_a_pairing_or_a_single_seed_is_refused_before_any_run(
 def test_unknown_benchmark_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert zoo_command(["--benchmark", "nope", "--out", str(tmp_path)]) == 2
     message = " ".join(capsys.readouterr().err.split())
-    assert "unknown benchmark(s) ['nope']; use any of: digits, digits-photo, gta5_to_cityscapes, visda2017" in message
+    known = "digits, digits-photo, digits-scenes, gta5_to_cityscapes, synthia_to_cityscapes, visda2017"
+    assert f"unknown benchmark(s) ['nope']; use any of: {known}" in message
     assert not any(tmp_path.iterdir())
 
 
