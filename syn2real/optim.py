@@ -15,7 +15,7 @@ module), and ``build`` gives plain ``torch.optim`` objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,6 +128,50 @@ def manual_optimization(
     """
     built = (scheduler.build(o, total_steps=total_steps) for o in optimizers)
     return optimizers, [s for s in built if s is not None]
+
+
+def manual_update(
+    module: Any,
+    optimizers: Optimizer | Sequence[Optimizer],
+    loss: torch.Tensor,
+    *,
+    name: str,
+    step: int | None = None,
+    clip_norm: float | None = None,
+) -> None:
+    """One update of a manual-optimization method, one or several optimizers on one loss.
+
+    ``loss`` checked finite (named ``name`` at ``step``, default the module's ``global_step``), the optimizers'
+    gradients zeroed, one backward, each gradient tensor clipped to ``clip_norm`` if given
+    (:func:`clip_per_tensor`), then every optimizer stepped.
+    """
+    from syn2real.losses import check_finite
+
+    check_finite(loss, name=name, step=module.global_step if step is None else step)
+    group = [optimizers] if not isinstance(optimizers, Sequence) else list(optimizers)
+    for optimizer in group:
+        optimizer.zero_grad()
+    module.manual_backward(loss)
+    for optimizer in group:
+        if clip_norm is not None:
+            clip_per_tensor((p for g in optimizer.param_groups for p in g["params"]), clip_norm)
+        optimizer.step()
+
+
+class ManualSchedules:
+    """Mixed into a manual-optimization ``LightningModule``: the hooks that step its schedulers.
+
+    ``self.lr_schedulers()`` (built by :func:`manual_optimization`) step per batch or per epoch, as
+    ``self.scheduler_spec`` says.
+    """
+
+    scheduler_spec: SchedulerSpec
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="step")  # type: ignore[attr-defined]
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="epoch")  # type: ignore[attr-defined]
 
 
 def step_schedulers(schedulers: Any, spec: SchedulerSpec, *, at: Literal["step", "epoch"]) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from timm.models import adapt_input_conv
-from torch import nn
+from torch import Tensor, nn
 
 OFFLINE_IMAGENET = "imagenet-offline"
 """``pretrained`` value that loads the packaged EfficientNet-Lite0 ImageNet weights."""
@@ -62,6 +63,48 @@ def efficientnet_lite0_imagenet(**timm_kwargs: object) -> nn.Module:
         if timm_kwargs:
             raise TypeError(f"unsupported arguments {sorted(timm_kwargs)}")
     return model
+
+
+class LowLevelFeatures(nn.Module):
+    """The frozen stem and first ``stages`` block stages of the offline ImageNet EfficientNet-Lite0.
+
+    A fixed conv network for feature-space losses (SimGAN's self-regularization ψ, SPIGAN's perceptual φ): images in
+    [0, 1], grey repeated to RGB, ImageNet-normalized, optionally resized to ``image_size`` first; always in eval mode,
+    no gradients to its weights. ``forward`` gives the last stage's map, :meth:`maps` the stem's and every stage's.
+
+    Args:
+        stages: block stages after the stem (1-7).
+        image_size: side the images are resized to; ``None`` = as given.
+    """
+
+    def __init__(self, *, stages: int = 2, image_size: int | None = None) -> None:
+        super().__init__()
+        net = efficientnet_lite0_imagenet()
+        if not 1 <= stages <= len(net.blocks):
+            raise ValueError(f"EfficientNet-Lite0 has block stages 1-{len(net.blocks)}, got {stages}")
+        self.net = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:stages]).eval().requires_grad_(False)
+        self.image_size = image_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> LowLevelFeatures:  # frozen: always in eval mode
+        return super().train(False)
+
+    def maps(self, images: Tensor) -> list[Tensor]:
+        """The stem's map and each stage's, in order."""
+        x = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+        if self.image_size is not None:
+            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        stem, bn, *stages = self.net
+        x = bn(stem((x - self.mean) / self.std))
+        out = [x]
+        for stage in stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.maps(images)[-1]
 
 
 def load_backbone_weights(model: nn.Module, arch: str, pretrained: str | None) -> None:

@@ -43,22 +43,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from refinement.cycada.parts import OutputDiscriminator, semantic_consistency_loss
-from refinement.cycada.stages import STAGES, Stage, StageShares, Variant, plan_stages, stage_lr_factor
+from refinement.cycada.stages import STAGES, Stage, StageShares, Variant, plan_stages, stage_lr_factor, stage_names
 from refinement.cyclegan.translation import CycleTranslation
 from syn2real.batch import IGNORE_INDEX, DomainBatch
-from syn2real.losses import AdversarialMode, check_finite, domain_adversarial_loss, task_loss
+from syn2real.losses import AdversarialMode, domain_adversarial_loss, task_loss
 from syn2real.nn import ResnetGenerator
 from syn2real.nn.generators import Norm
-from syn2real.optim import OptimizerSpec, SchedulerSpec
+from syn2real.optim import OptimizerSpec, SchedulerSpec, manual_update
 from syn2real.refiner import ExportableGenerator
 from syn2real.registry import register_method
-from syn2real.rng import restore_torch_rng, save_torch_rng
+from syn2real.rng import CheckpointedTorchRandomState
 from syn2real.specs import as_spec, plain_hparams
 from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
 @register_method
-class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
+class CyCADA(CycleTranslation, CheckpointedTorchRandomState, ExportableGenerator, TaskEvaluation):
     """CyCADA: pixel-level (CycleGAN + semantic consistency) and feature-level adaptation, all stages in one run.
 
     Args:
@@ -137,7 +137,7 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
         self.translation_spec = as_spec(OptimizerSpec, translation_optimizer)
         self.feature_spec = as_spec(OptimizerSpec, feature_optimizer)
         plain_hparams(self)
-        plan_stages(variant, self.shares, train_source=source_checkpoint is None, total_batches=8)  # checks early
+        stage_names(variant, self.shares, train_source=source_checkpoint is None)  # a bad variant or share: now
         self.automatic_optimization = False
         self.network: TaskNetwork = spec.build()
         self.source_model: TaskNetwork = spec.build().requires_grad_(False).eval()  # f_S
@@ -156,7 +156,6 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
             pool_size=pool_size,
         )
         self.register_buffer("batches_done", torch.zeros((), dtype=torch.long))
-        self.register_buffer("stage_index", torch.zeros((), dtype=torch.long))  # 1 + index in STAGES; 0 = not begun
         self.register_buffer("gate_accuracies", torch.zeros(max(1, feature_gate_window)))  # D_feat's last accuracies
         self.register_buffer("gate_seen", torch.zeros((), dtype=torch.long))
         self._plan: list[Stage] = []
@@ -229,18 +228,24 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
             ) from None
         self.network.load_state_dict(self.source_model.state_dict())
 
-    def current_stage(self) -> Stage:
-        done = int(self.batches_done)
-        return next((s for s in self._plan if done < s.end), self._plan[-1])
+    def stage_at(self, batch: int) -> Stage:
+        """The stage that trains the run's batch number ``batch`` (0-based)."""
+        return next((s for s in self._plan if batch < s.end), self._plan[-1])
 
-    def enter_stage(self, stage: str) -> None:
-        """Freeze f_S when the source stage ends; copy f_T into f_ref when the (untied) feature stage begins."""
-        before = STAGES[int(self.stage_index) - 1] if int(self.stage_index) > 0 else None
+    def current_stage(self) -> Stage:
+        return self.stage_at(int(self.batches_done))
+
+    def enter_stage(self, stage: Stage) -> None:
+        """What a stage's first batch does first.
+
+        f_S is frozen if the source stage just ended; f_T is copied into f_ref if the (untied) feature stage begins.
+        A run resumed mid-stage has done this already (``batches_done`` is in the checkpoint).
+        """
+        before = self.stage_at(stage.start - 1).name if stage.start > 0 else None
         if before == "source":
             self.source_model.load_state_dict(self.network.state_dict())
-        if stage == "feature" and self.hparams.feature_untied:
+        if stage.name == "feature" and self.hparams.feature_untied:
             self.feature_reference.load_state_dict(self.network.state_dict())
-        self.stage_index.fill_(STAGES.index(stage) + 1)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if batch.source.labels is None:
@@ -249,8 +254,8 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
 
     def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
         stage = self.current_stage()
-        if STAGES.index(stage.name) + 1 != int(self.stage_index):
-            self.enter_stage(stage.name)
+        if int(self.batches_done) == stage.start:
+            self.enter_stage(stage)
         factor = stage_lr_factor(stage.name, stage.progress(int(self.batches_done)))
         x, labels, real = batch.source.images, batch.source.labels, batch.target.images
         self.record_size(x)
@@ -269,12 +274,9 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
 
     # one step of each stage
     def _update(self, optimizer: Any, loss: Tensor, name: str, factor: float = 1.0) -> None:
-        check_finite(loss, name=f"train/{name}", step=self.global_step)
-        for group in optimizer.param_groups:
+        for group in optimizer.param_groups:  # the stage's LR schedule (the optimizer state keeps the base LR)
             group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
+        manual_update(self, optimizer, loss, name=f"train/{name}")
 
     def task_step(self, opt: Any, images: Tensor, labels: Tensor, factor: float, stage: str) -> dict[str, Tensor]:
         """Cross-entropy on labeled images: renders (f_S) or translated renders (f_T)."""
@@ -355,10 +357,3 @@ class CyCADA(CycleTranslation, ExportableGenerator, TaskEvaluation):
             self.feature_spec.build(self.network.parameters()),
             self.feature_spec.build(self.feature_discriminator.parameters()),
         ]
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_torch_rng(checkpoint)  # the task network's dropout: a resumed run continues its sequence exactly
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        restore_torch_rng(checkpoint, resuming=self._trainer is not None)

@@ -55,6 +55,17 @@ class Stage:
         return (batch - self.start) / max(1, self.end - self.start)
 
 
+def stage_names(variant: str, shares: StageShares, *, train_source: bool) -> tuple[str, ...]:
+    """The stages a run trains, in order; an unknown variant or a share that is not positive is refused."""
+    if variant not in VARIANT_STAGES:
+        raise ValueError(f"unknown CyCADA variant {variant!r}; use one of {', '.join(VARIANT_STAGES)}")
+    names = (("source",) if train_source else ()) + VARIANT_STAGES[variant]
+    bad = [name for name in names if not getattr(shares, name) > 0]
+    if bad:
+        raise ValueError(f"CyCADA stage share(s) {bad} must be > 0 for variant {variant!r} (stages: {list(names)})")
+    return names
+
+
 def plan_stages(variant: str, shares: StageShares, *, train_source: bool, total_batches: int) -> list[Stage]:
     """The stages of a run of ``total_batches`` batches, in order, each over its share (rounded to batches).
 
@@ -62,13 +73,8 @@ def plan_stages(variant: str, shares: StageShares, *, train_source: bool, total_
         >>> [(s.name, s.start, s.end) for s in plan_stages("pixel", StageShares(), train_source=True, total_batches=8)]
         [('source', 0, 2), ('pixel', 2, 6), ('task', 6, 8)]
     """
-    if variant not in VARIANT_STAGES:
-        raise ValueError(f"unknown CyCADA variant {variant!r}; use one of {', '.join(VARIANT_STAGES)}")
-    names = (("source",) if train_source else ()) + VARIANT_STAGES[variant]
+    names = stage_names(variant, shares, train_source=train_source)
     weights = [getattr(shares, name) for name in names]
-    bad = [name for name, w in zip(names, weights, strict=True) if not w > 0]
-    if bad:
-        raise ValueError(f"CyCADA stage share(s) {bad} must be > 0 for variant {variant!r} (stages: {list(names)})")
     if total_batches < len(names):
         raise ValueError(
             f"a CyCADA {variant!r} run has {len(names)} stages ({', '.join(names)}) but only {total_batches} training "

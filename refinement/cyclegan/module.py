@@ -24,17 +24,17 @@ from typing import Any
 
 from refinement.cyclegan.translation import CycleTranslation
 from syn2real.batch import DomainBatch
-from syn2real.losses import AdversarialMode, check_finite
+from syn2real.losses import AdversarialMode
 from syn2real.nn import ResnetGenerator
 from syn2real.nn.generators import Norm
-from syn2real.optim import OptimizerSpec, SchedulerSpec, manual_optimization, step_schedulers
+from syn2real.optim import ManualSchedules, OptimizerSpec, SchedulerSpec, manual_optimization, manual_update
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
 from syn2real.specs import as_spec, plain_hparams
 
 
 @register_method
-class CycleGAN(CycleTranslation, RefinerBase):
+class CycleGAN(CycleTranslation, ManualSchedules, RefinerBase):
     """CycleGAN refiner (source → target) with the reference defaults.
 
     Args:
@@ -108,24 +108,12 @@ class CycleGAN(CycleTranslation, RefinerBase):
         opt_g, opt_d = self.optimizers()
         with self.toggled_optimizer(opt_g):
             losses_g, fake_b, fake_a = self.generator_losses(a, b)
-            check_finite(losses_g["loss_g"], name="train/loss_g", step=self.global_step)
-            opt_g.zero_grad()
-            self.manual_backward(losses_g["loss_g"])
-            opt_g.step()
+            manual_update(self, opt_g, losses_g["loss_g"], name="train/loss_g")
         self.update_ema()
         with self.toggled_optimizer(opt_d):
             losses_d = self.discriminator_losses(a, b, fake_b.detach(), fake_a.detach())
-            check_finite(losses_d["loss_d"], name="train/loss_d", step=self.global_step)
-            opt_d.zero_grad()
-            self.manual_backward(losses_d["loss_d"])
-            opt_d.step()
+            manual_update(self, opt_d, losses_d["loss_d"], name="train/loss_d")
         self.log_dict({f"train/{k}": v for k, v in {**losses_g, **losses_d}.items()}, prog_bar=False, batch_size=len(a))
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="step")
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="epoch")
 
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_spec.build([*self.gen_s2t.parameters(), *self.gen_t2s.parameters()])

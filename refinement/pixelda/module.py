@@ -40,11 +40,11 @@ from torch import Tensor
 from refinement.pixelda.networks import NoiseGenerator, PixelDADiscriminator
 from syn2real.batch import Batch, DomainBatch
 from syn2real.bn_stats import kept_bn_statistics
-from syn2real.losses import check_finite, discriminator_loss, generator_loss, task_loss
-from syn2real.optim import OptimizerSpec, SchedulerSpec, clip_per_tensor, manual_optimization, step_schedulers
+from syn2real.losses import discriminator_loss, generator_loss, task_loss
+from syn2real.optim import ManualSchedules, OptimizerSpec, SchedulerSpec, manual_optimization, manual_update
 from syn2real.refiner import ExportableGenerator
 from syn2real.registry import register_method
-from syn2real.rng import restore_torch_rng, save_torch_rng
+from syn2real.rng import CheckpointedTorchRandomState
 from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
@@ -73,7 +73,7 @@ def masked_pairwise_mse(source: Tensor, generated: Tensor, mask: Tensor | None) 
 
 
 @register_method
-class PixelDA(ExportableGenerator, TaskEvaluation):
+class PixelDA(CheckpointedTorchRandomState, ManualSchedules, ExportableGenerator, TaskEvaluation):
     """PixelDA: a noise-conditioned generator, an image discriminator and a task network trained jointly.
 
     ``refine()`` exports generated images (``syn2real refine``); the task network is evaluated on the real split
@@ -158,14 +158,6 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
     def image_channels(self) -> int:
         return self.network_spec.in_channels
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_torch_rng(checkpoint)  # z, D's dropout and noise: a resumed run continues their sequence exactly
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # with a trainer (resuming; also `test --ckpt_path`), not on export
-        restore_torch_rng(checkpoint, resuming=self._trainer is not None)
-
     def content_mask(self, source: Batch) -> Tensor | None:
         """The renders' foreground mask for the content loss; ``None`` = unmasked (only when allowed)."""
         if source.masks is not None or self.hparams.content_weight == 0:
@@ -220,14 +212,6 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
         total = hp.style_weight * style + hp.task_in_g_weight * task + hp.content_weight * content
         return {"loss_g": total, "loss_g_style": style, "loss_g_task": task, "loss_g_content": content}
 
-    def _update(self, optimizer: Any, loss: Tensor, name: str) -> None:
-        check_finite(loss, name=f"train/{name}", step=self.global_step)
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        if self.hparams.clip_norm is not None:
-            clip_per_tensor((p for group in optimizer.param_groups for p in group["params"]), self.hparams.clip_norm)
-        optimizer.step()
-
     def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
         x, labels, real = batch.source.images, batch.source.labels, batch.target.images
         self.record_size(x)
@@ -236,18 +220,12 @@ class PixelDA(ExportableGenerator, TaskEvaluation):
             with torch.no_grad():
                 generated = self.gen(x)
             losses_d = self.discriminator_losses(x, labels, generated, real)
-            self._update(opt_d, losses_d["loss_d"], "loss_d")
+            manual_update(self, opt_d, losses_d["loss_d"], name="train/loss_d", clip_norm=self.hparams.clip_norm)
         with self.toggled_optimizer(opt_g):
             losses_g = self.generator_losses(x, labels, self.content_mask(batch.source))
-            self._update(opt_g, losses_g["loss_g"], "loss_g")
+            manual_update(self, opt_g, losses_g["loss_g"], name="train/loss_g", clip_norm=self.hparams.clip_norm)
         self.update_ema()
         self.log_dict({f"train/{k}": v for k, v in {**losses_d, **losses_g}.items()}, batch_size=len(x))
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="step")
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="epoch")
 
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_spec.build(self.gen.parameters())

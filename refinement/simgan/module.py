@@ -25,37 +25,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from refinement.simgan.networks import Refiner
 from syn2real.batch import DomainBatch
-from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, l1_generator_units
+from syn2real.losses import AdversarialMode, discriminator_loss, generator_loss, l1_generator_units
 from syn2real.nn import ImagePool, LocalDiscriminator
-from syn2real.optim import OptimizerSpec
-from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_imagenet
+from syn2real.optim import OptimizerSpec, manual_update
+from syn2real.pretrained import LowLevelFeatures
 from syn2real.refiner import RefinerBase
 from syn2real.registry import register_method
 from syn2real.specs import as_spec, plain_hparams
 
 Psi = Literal["identity", "mean", "features"]
-
-
-class LowLevelFeatures(nn.Module):
-    """ψ = the stem and first two blocks of the frozen ImageNet EfficientNet-Lite0 (a fixed conv network)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        net = efficientnet_lite0_imagenet()
-        self.net = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:2]).eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode: bool = True) -> LowLevelFeatures:  # frozen: always in eval mode
-        return super().train(False)
-
-    def forward(self, images: Tensor) -> Tensor:
-        x = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
-        return self.net((x - self.mean) / self.std)
 
 
 @register_method
@@ -117,7 +99,7 @@ class SimGAN(RefinerBase):
         self.refiner = Refiner(in_channels=in_channels, width=width, num_blocks=num_blocks, kernel=kernel)
         self.discriminator = LocalDiscriminator(in_channels=in_channels, widths=tuple(disc_widths))
         self.history = ImagePool(capacity=history_capacity, mode="history", seed=3)
-        self.psi_net = LowLevelFeatures() if psi == "features" else None
+        self.psi_net = LowLevelFeatures(stages=2) if psi == "features" else None
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.setup_refiner()
 
@@ -178,18 +160,12 @@ class SimGAN(RefinerBase):
         if phase.startswith("refiner"):
             with self.toggled_optimizer(opt_r):
                 losses = self.refiner_losses(x, adversarial=phase == "refiner")
-                check_finite(losses["loss_r"], name="train/loss_r", step=int(self.updates))
-                opt_r.zero_grad()
-                self.manual_backward(losses["loss_r"])
-                opt_r.step()
+                manual_update(self, opt_r, losses["loss_r"], name="train/loss_r", step=int(self.updates))
             self.update_ema()
         else:
             with self.toggled_optimizer(opt_d):
                 losses = self.discriminator_losses(x, y)
-                check_finite(losses["loss_d"], name="train/loss_d", step=int(self.updates))
-                opt_d.zero_grad()
-                self.manual_backward(losses["loss_d"])
-                opt_d.step()
+                manual_update(self, opt_d, losses["loss_d"], name="train/loss_d", step=int(self.updates))
         self.updates += 1
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(x))
 

@@ -1,4 +1,4 @@
 """SPIGAN (Lee et al., ICLR 2019)."""
 
 from refinement.spigan.module import SPIGAN
-from refinement.spigan.parts import PerceptualFeatures, normalized_depth, perceptual_loss
+from refinement.spigan.parts import normalized_depth, perceptual_loss

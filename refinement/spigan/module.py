@@ -21,7 +21,7 @@ statistics are those of both. Three optimizer steps per batch: Lightning's ``glo
 the length with ``max_epochs`` (schedules run per batch over it), not ``max_steps``.
 
 Departures: φ is the offline EfficientNet-Lite0's stem and first stages (the paper's VGG19 cannot be loaded offline;
-:class:`~refinement.spigan.parts.PerceptualFeatures`); depth is P's [0, 1] target, scaled per image or by a
+:class:`~syn2real.pretrained.LowLevelFeatures`); depth is P's [0, 1] target, scaled per image or by a
 ``depth_range`` in the dataset's units (:func:`~refinement.spigan.parts.normalized_depth`); T may have its own
 optimizer (the zoo's task recipe), the paper uses one Adam for all.
 """
@@ -35,22 +35,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from refinement.spigan.parts import PerceptualFeatures, normalized_depth, perceptual_loss
+from refinement.spigan.parts import normalized_depth, perceptual_loss
 from syn2real.batch import IGNORE_INDEX, Batch, DomainBatch
 from syn2real.bn_stats import kept_bn_statistics
-from syn2real.losses import AdversarialMode, check_finite, discriminator_loss, generator_loss, task_loss
+from syn2real.losses import AdversarialMode, discriminator_loss, generator_loss, task_loss
 from syn2real.nn import PatchDiscriminator, ResnetGenerator
 from syn2real.nn.generators import Norm
-from syn2real.optim import OptimizerSpec, SchedulerSpec, manual_optimization, step_schedulers
+from syn2real.optim import ManualSchedules, OptimizerSpec, SchedulerSpec, manual_optimization, manual_update
+from syn2real.pretrained import LowLevelFeatures
 from syn2real.refiner import ExportableGenerator
 from syn2real.registry import register_method
-from syn2real.rng import restore_torch_rng, save_torch_rng
+from syn2real.rng import CheckpointedTorchRandomState
 from syn2real.specs import as_spec, plain_hparams
 from syn2real.tasks import TaskEvaluation, TaskNetwork, TaskNetworkSpec
 
 
 @register_method
-class SPIGAN(ExportableGenerator, TaskEvaluation):
+class SPIGAN(CheckpointedTorchRandomState, ManualSchedules, ExportableGenerator, TaskEvaluation):
     """SPIGAN: adversarial refinement with a task network and a privileged depth network, trained jointly.
 
     ``refine()`` exports adapted renders (``syn2real refine``); the task network T is evaluated on the real split
@@ -133,7 +134,7 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
         )
         # φ is rebuilt from the offline weights, never trained or checkpointed: kept outside the module tree
         self._perceptual = (
-            [PerceptualFeatures(stages=perceptual_stages, image_size=perceptual_size)] if perceptual_weight > 0 else []
+            [LowLevelFeatures(stages=perceptual_stages, image_size=perceptual_size)] if perceptual_weight > 0 else []
         )
         self.setup_refiner()
 
@@ -200,7 +201,7 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
             "acc_refined": acc_refined,
         }
 
-    def _phi(self) -> PerceptualFeatures:
+    def _phi(self) -> LowLevelFeatures:
         return self._perceptual[0].to(self.device)
 
     def training_step(self, batch: DomainBatch, batch_idx: int) -> None:
@@ -212,27 +213,13 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
         refined = self.gen(x)
         with self.toggled_optimizer(opt_d):
             losses_d = self.discriminator_losses(real, refined.detach())
-            check_finite(losses_d["loss_d"], name="train/loss_d", step=self.global_step)
-            opt_d.zero_grad()
-            self.manual_backward(losses_d["loss_d"])
-            opt_d.step()
+            manual_update(self, opt_d, losses_d["loss_d"], name="train/loss_d")
         self.discriminator.requires_grad_(False)  # G, T and P step together; D only scores
         losses = self.joint_losses(x, labels, depth, refined)
-        check_finite(losses["loss_g"], name="train/loss_g", step=self.global_step)
-        opt_gp.zero_grad()
-        opt_t.zero_grad()
-        self.manual_backward(losses["loss_g"])
-        opt_gp.step()
-        opt_t.step()
+        manual_update(self, [opt_gp, opt_t], losses["loss_g"], name="train/loss_g")
         self.discriminator.requires_grad_(True)
         self.update_ema()
         self.log_dict({f"train/{k}": v for k, v in {**losses_d, **losses}.items()}, batch_size=len(x))
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="step")
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self.lr_schedulers(), self.scheduler_spec, at="epoch")
 
     def configure_optimizers(self) -> Any:
         generator_side = [*self.gen.parameters()]
@@ -244,10 +231,3 @@ class SPIGAN(ExportableGenerator, TaskEvaluation):
             self.task_optimizer_spec.build(self.network.parameters()),
         ]
         return manual_optimization(optimizers, self.scheduler_spec, total_steps=self.trainer.estimated_stepping_batches)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_torch_rng(checkpoint)  # the task network's dropout: a resumed run continues its sequence exactly
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        restore_torch_rng(checkpoint, resuming=self._trainer is not None)

@@ -98,20 +98,21 @@ def zoo_cells(
                 write=not every_row,
             )
             continue
+        classifies = BENCHMARKS.get(benchmark, BENCHMARKS["digits"]).task == "classification"
+        judged_on = pairing.label_preservation if classifies else None  # its refiner, judged on a task row's renders
         for seed in seeds:
             folder = out / name / f"seed{seed}"
-            classifies = BENCHMARKS.get(benchmark, BENCHMARKS["digits"]).task == "classification"
-            if pairing.label_preservation is not None and classifies:  # its refiner, judged on a task row's renders
-                task = experiments / f"{pairing.label_preservation}__{benchmark}.yaml"
-                tags = {**tags, "refiner_checkpoint": str(folder / "checkpoints" / "last.ckpt")}
-                tags["task_experiment"] = str(task)
+            judged = {
+                "refiner_checkpoint": str(folder / "checkpoints" / "last.ckpt"),
+                "task_experiment": str(experiments / f"{judged_on}__{benchmark}.yaml"),
+            }
             cells.append(
                 Cell(
                     name=name,
                     seed=seed,
                     folder=folder,
                     args=["--config", str(cfg), *RUN_ARGS, *quick_args, *extra],
-                    tags=tags,
+                    tags=tags if judged_on is None else {**tags, **judged},
                 )
             )
     if methods:

@@ -11,7 +11,7 @@ from datamodules.data_modules import DomainPairDataModule, RandomDataModule
 from datamodules.errors import DatasetError
 from datamodules.sources import RandomSource
 from refinement.cycada import CyCADA, OutputDiscriminator, plan_stages, semantic_consistency_loss, stage_lr_factor
-from refinement.cycada.stages import STAGES, StageShares
+from refinement.cycada.stages import StageShares
 from syn2real.losses import NonFiniteLossError
 from syn2real.tasks import TaskModule
 from tests.conftest import check_resume_reproduces, check_task_refiner_checkpoint, quiet_trainer
@@ -142,7 +142,7 @@ class Snapshots(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         state = _tensors(pl_module)
-        self.after.append((STAGES[int(pl_module.stage_index) - 1], state))
+        self.after.append((pl_module.stage_at(int(pl_module.batches_done) - 1).name, state))
 
 
 def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -10,8 +10,9 @@ import torch
 from datamodules.data_modules import DomainPairDataModule
 from datamodules.errors import DatasetError
 from datamodules.sources import RandomSource
-from refinement.spigan import SPIGAN, PerceptualFeatures, normalized_depth, perceptual_loss
+from refinement.spigan import SPIGAN, normalized_depth, perceptual_loss
 from syn2real.losses import NonFiniteLossError
+from syn2real.pretrained import LowLevelFeatures
 from tests.conftest import check_resume_reproduces, check_task_refiner_checkpoint, quiet_trainer
 
 NET = {"arch": "small_cnn", "width": 4, "num_classes": 3, "in_channels": 1}
@@ -85,7 +86,7 @@ def test_task_and_privileged_losses_reach_the_generator(term: str) -> None:
 
 
 def test_perceptual_loss_is_zero_for_the_same_image_and_trains_only_the_generator_side() -> None:
-    phi = PerceptualFeatures(stages=2)
+    phi = LowLevelFeatures(stages=2)
     x = torch.rand(2, 1, 16, 16)
     assert perceptual_loss(phi, x, x.clone()).item() == pytest.approx(0.0, abs=1e-7)
     refined = (x + 0.2 * torch.rand_like(x)).requires_grad_(True)
@@ -93,7 +94,7 @@ def test_perceptual_loss_is_zero_for_the_same_image_and_trains_only_the_generato
     loss.backward()
     assert loss.item() > 0 and refined.grad is not None and refined.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in phi.parameters())
-    assert len(phi(x)) == 3 and not phi.train().training  # stem + 2 stages, always in eval mode
+    assert len(phi.maps(x)) == 3 and not phi.train().training  # stem + 2 stages, always in eval mode
 
 
 def test_depth_is_normalized_per_image_or_by_range() -> None:
