@@ -12,6 +12,7 @@ from datamodules.errors import DatasetError
 from datamodules.sources import RandomSource
 from refinement.cycada import CyCADA, OutputDiscriminator, plan_stages, semantic_consistency_loss, stage_lr_factor
 from refinement.cycada.stages import StageShares
+from syn2real.batch import IGNORE_INDEX
 from syn2real.losses import NonFiniteLossError
 from syn2real.tasks import TaskModule
 from tests.conftest import check_resume_reproduces, check_task_refiner_checkpoint, quiet_trainer
@@ -98,10 +99,21 @@ def test_max_steps_is_refused(tmp_path: Path) -> None:
 
 
 def test_semantic_consistency_per_pixel() -> None:
+    torch.manual_seed(0)
     f_s = torch.nn.Conv2d(1, 3, 1).requires_grad_(False)
-    images = torch.rand(2, 1, 4, 4)
-    loss = semantic_consistency_loss(f_s, images, images, torch.randint(0, 3, (2, 4, 4)), images)
-    assert loss.ndim == 0 and torch.isfinite(loss)
+    translated_source, translated_target, target = torch.rand(3, 2, 1, 4, 4)
+    labels = torch.randint(0, 3, (2, 4, 4))
+    labels[0, 0, 0] = IGNORE_INDEX  # an ignored pixel counts in neither the sum nor the mean
+    loss = semantic_consistency_loss(f_s, translated_source, translated_target, labels, target)
+
+    def pixel_ce(images: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:  # −log softmax at the label, by hand
+        log_p = f_s(images).log_softmax(1).permute(0, 2, 3, 1)  # B×H×W×K
+        keep = wanted != IGNORE_INDEX
+        return -log_p[keep].gather(1, wanted[keep].unsqueeze(1)).mean()
+
+    pseudo = f_s(target).argmax(1)  # f_S's own decision on each real target pixel
+    expected = pixel_ce(translated_source, labels) + pixel_ce(translated_target, pseudo)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_output_discriminator_shapes() -> None:
