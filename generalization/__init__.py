@@ -1,1 +1,3 @@
-"""Generalization methods (empty until their issues land); importing this package registers them."""
+"""Generalization methods (no target image seen); importing this package registers them."""
+
+from generalization.asg import ASG

@@ -23,7 +23,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler
 
-from syn2real.progress import AnnealedLR, LinearDecay
+from syn2real.progress import AnnealedLR, LinearDecay, WarmupPoly
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class OptimizerSpec:
     """Which ``torch.optim`` optimizer, with its settings.
 
     Args:
-        name: ``adamw`` (decoupled weight decay), ``adam`` or ``sgd``.
+        name: ``adamw`` (decoupled weight decay), ``adam``, ``sgd``, or ``sgd_lr_in_momentum`` (the SGD of ASG's and
+            CSG's official code, :class:`LRInMomentumSGD`: the rate is folded into the momentum buffer).
         lr: learning rate (of the param groups that set none of their own).
         weight_decay: weight decay (L2 for ``adam`` and ``sgd``, decoupled for ``adamw``).
         momentum: SGD momentum.
@@ -44,7 +45,7 @@ class OptimizerSpec:
         ('SGD', 0.1)
     """
 
-    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    name: Literal["adamw", "adam", "sgd", "sgd_lr_in_momentum"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
@@ -61,7 +62,50 @@ class OptimizerSpec:
             return torch.optim.SGD(
                 params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
             )
-        raise ValueError(f"unknown optimizer {self.name!r}; use adamw, adam or sgd")
+        if self.name == "sgd_lr_in_momentum":
+            return LRInMomentumSGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer {self.name!r}; use adamw, adam, sgd or sgd_lr_in_momentum")
+
+
+class LRInMomentumSGD(Optimizer):
+    """SGD with the learning rate inside the momentum buffer ("Sutskever style"), as ASG's and CSG's official code.
+
+    ``v ← m·v + lr·(g + wd·w);  w ← w − v``, where ``torch.optim.SGD`` does ``v ← m·v + g;  w ← w − lr·v``. The two
+    agree while the rate is constant; when it changes (warm-up, a learning-rate policy) a new rate here scales only
+    the new gradients, not the momentum already gathered.
+
+    Examples:
+        >>> w = torch.nn.Parameter(torch.tensor([1.0])); opt = LRInMomentumSGD([w], lr=0.5, momentum=0.9)
+        >>> w.grad = torch.tensor([1.0]); opt.step(); w.grad = torch.tensor([1.0]); opt.param_groups[0]["lr"] = 0.1
+        >>> opt.step(); round(w.item(), 4)  # v1 = 0.5; v2 = 0.9·0.5 + 0.1 = 0.55
+        -0.05
+    """
+
+    def __init__(self, params: Iterable[Any], *, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        if lr < 0 or not 0 <= momentum < 1 or weight_decay < 0:
+            raise ValueError(
+                f"need lr >= 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}"
+            )
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                update = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad.clone()
+                update.mul_(group["lr"])
+                state = self.state[p]
+                if "momentum_buffer" in state:
+                    update.add_(state["momentum_buffer"], alpha=group["momentum"])
+                state["momentum_buffer"] = update
+                p.sub_(update)
+        return loss
 
 
 @dataclass(frozen=True)
@@ -70,11 +114,15 @@ class SchedulerSpec:
 
     Args:
         name: ``none``; ``cosine`` (per step, to zero at the last step); ``annealed`` (DANN's μ0 / (1 + α·p)^β, per
-            step); ``linear_decay`` (CycleGAN's policy, per epoch: constant, then linear to zero).
+            step); ``linear_decay`` (CycleGAN's policy, per epoch: constant, then linear to zero); ``warmup_poly``
+            (ASG's / CSG's quadratic warm-up and 0.9-power decay, per step: ``syn2real.progress.warmup_poly_factor``).
         alpha: α of ``annealed`` (paper: 10).
         beta: β of ``annealed`` (paper: 0.75).
         constant_epochs: epochs at the initial LR (``linear_decay``).
         decay_epochs: epochs of linear decay to zero (``linear_decay``).
+        warmup_steps: quadratic warm-up steps (``warmup_poly``).
+        power: decay power (``warmup_poly``).
+        floor_progress: progress at which the decay stops (``warmup_poly``; 1.0 = to zero, ASG: 0.8).
 
     Examples:
         >>> opt = OptimizerSpec(lr=1.0).build([torch.nn.Parameter(torch.zeros(1))])
@@ -82,11 +130,14 @@ class SchedulerSpec:
         [1.0]
     """
 
-    name: Literal["none", "cosine", "annealed", "linear_decay"] = "none"
+    name: Literal["none", "cosine", "annealed", "linear_decay", "warmup_poly"] = "none"
     alpha: float = 10.0
     beta: float = 0.75
     constant_epochs: int = 100
     decay_epochs: int = 100
+    warmup_steps: int = 100
+    power: float = 0.9
+    floor_progress: float = 1.0
 
     @property
     def interval(self) -> Literal["step", "epoch"]:
@@ -104,7 +155,9 @@ class SchedulerSpec:
             return LambdaLR(optimizer, AnnealedLR(steps, self.alpha, self.beta))
         if self.name == "linear_decay":
             return LambdaLR(optimizer, LinearDecay(self.constant_epochs, self.decay_epochs))
-        raise ValueError(f"unknown scheduler {self.name!r}; use none, cosine, annealed or linear_decay")
+        if self.name == "warmup_poly":
+            return LambdaLR(optimizer, WarmupPoly(steps, self.warmup_steps, self.power, self.floor_progress))
+        raise ValueError(f"unknown scheduler {self.name!r}; use none, cosine, annealed, linear_decay or warmup_poly")
 
 
 def configure_optimization(

@@ -56,3 +56,41 @@ class LinearDecay:
 
     def __call__(self, epoch: int) -> float:
         return 1.0 - max(0, epoch + 1 - self.constant_epochs) / float(self.decay_epochs + 1)
+
+
+def warmup_poly_factor(
+    step: int, total_steps: int, *, warmup_steps: int = 100, power: float = 0.9, floor_progress: float = 1.0
+) -> float:
+    """ASG's / CSG's learning-rate factor: quadratic warm-up times polynomial decay (official ``lr_poly``).
+
+    ``min(0.01 + 0.99·(step / warmup)², 1) · (1 − min(step / total, floor_progress))^power``. ASG stops the decay at
+    ``floor_progress = 0.8`` (the rate never drops under 0.2^0.9 ≈ 0.235 of its base); CSG decays to zero (1.0).
+
+    Examples:
+        >>> warmup_poly_factor(0, 1000), warmup_poly_factor(100, 1000, floor_progress=0.8) == 0.9 ** 0.9
+        (0.01, True)
+        >>> round(warmup_poly_factor(1000, 1000, floor_progress=0.8), 4)
+        0.2349
+    """
+    warm = min(0.01 + 0.99 * (step / warmup_steps) ** 2, 1.0) if warmup_steps > 0 else 1.0
+    decay = (1.0 - min(step / max(1, total_steps), floor_progress)) ** power
+    return warm * decay
+
+
+class WarmupPoly:
+    """Picklable ``LambdaLR`` factor: :func:`warmup_poly_factor` of the step."""
+
+    def __init__(
+        self, total_steps: int, warmup_steps: int = 100, power: float = 0.9, floor_progress: float = 1.0
+    ) -> None:
+        self.total_steps, self.warmup_steps, self.power, self.floor_progress = (
+            max(1, total_steps),
+            warmup_steps,
+            power,
+            floor_progress,
+        )
+
+    def __call__(self, step: int) -> float:
+        return warmup_poly_factor(
+            step, self.total_steps, warmup_steps=self.warmup_steps, power=self.power, floor_progress=self.floor_progress
+        )

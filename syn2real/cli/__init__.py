@@ -1,8 +1,9 @@
 """The ``syn2real`` console script: the composition root, one module per command.
 
 ``syn2real fit|validate|test|predict`` run LightningCLI (:mod:`syn2real.cli.lightning`); ``simulate``, ``import``,
-``refine``, ``adapt-bn``, ``list`` and ``bench`` are plain commands. Only this package and :mod:`syn2real.bench` import
-the method families; each command imports what it needs when it runs, so ``syn2real --help`` starts fast.
+``refine``, ``adapt-bn``, ``list``, ``bench`` and ``train-policy`` are plain commands. Only this package and
+:mod:`syn2real.bench` import the method families; each command imports what it needs when it runs, so
+``syn2real --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ COMMANDS = {  # command -> "module:function" taking argv and returning an exit s
     "adapt-bn": "syn2real.cli.adapt_bn:adapt_bn_command",
     "list": "syn2real.cli.listing:list_command",
     "bench": "syn2real.cli.bench:bench_command",
+    "train-policy": "syn2real.cli.train_policy:train_policy_command",
 }
 
 USAGE = """usage: syn2real <command> [options]
@@ -35,6 +37,7 @@ commands:
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
   bench zoo | schedules             leaderboard of every method / hybrid vs pretrain-finetune over budgets
+  train-policy                      meta-train ASG's learning-rate policy: --config ASG_EXPERIMENT.yaml --out DIR
 
 `syn2real <command> --help` describes each command's options. Bad input is one line naming the file and the
 fix (exit status 2); `syn2real fit ... --traceback` shows the full trace instead.

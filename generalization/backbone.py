@@ -1,0 +1,160 @@
+"""The network of the generalization family: a whole ImageNet classifier plus a new task head.
+
+ASG and CSG keep what ImageNet taught the backbone, so they need its real ImageNet weights, its 1000-class head
+(ASG's proxy guidance compares ImageNet predictions) and a frozen copy of it (ASG's teacher, CSG's key encoder).
+:class:`ImageNetTaskNetwork` is a zoo task network (``forward_features`` / ``forward_head``, inputs in [0, 1]) built
+from a timm classifier that loaded all its ImageNet tensors, or refused to start.
+
+Inputs of any size and channel count: grey images are repeated to RGB and every image is resized to ``input_size``
+inside the network (32-px digits are upsampled here, not in the data), then ImageNet-normalized.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models import group_parameters
+from torch import Tensor, nn
+
+from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, OFFLINE_IMAGENET, efficientnet_lite0_imagenet
+from syn2real.tasks.networks import TaskNetwork
+
+HUB = "hub"
+"""``pretrained`` value that asks timm for the architecture's ImageNet weights (needs the network or timm's cache)."""
+
+
+def imagenet_classifier(arch: str, pretrained: str | None) -> nn.Module:
+    """A timm ImageNet classifier (1000-class head included) with every tensor loaded, in eval mode.
+
+    Args:
+        arch: a timm model name.
+        pretrained: ``"imagenet-offline"`` (EfficientNet-Lite0's packaged weights), ``"hub"`` (timm's download or
+            cache), or a path to a state dict / a checkpoint holding ``state_dict`` in timm's key names.
+
+    Raises:
+        FileNotFoundError: no weights (``None``, a missing file, the hub unreachable): says where to put a checkpoint.
+        ValueError: an unknown architecture, or a checkpoint that does not hold the whole classifier.
+    """
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown backbone {arch!r}: use a timm model name (see timm.list_models())")
+    where = (
+        f"give network.pretrained: a path to {arch}'s ImageNet state dict with its 1000-class head (timm key names), "
+        f"'{HUB}' where timm can download it or has it cached (~/.cache/huggingface), or use efficientnet_lite0 with "
+        f"'{OFFLINE_IMAGENET}' (packaged, no network)"
+    )
+    if pretrained is None:
+        raise FileNotFoundError(f"{arch} has no ImageNet weights and this method keeps what they hold: {where}")
+    if pretrained == OFFLINE_IMAGENET:
+        if arch != "efficientnet_lite0":
+            raise FileNotFoundError(f"offline ImageNet weights exist only for efficientnet_lite0, not {arch}: {where}")
+        return efficientnet_lite0_imagenet().eval()
+    if pretrained == HUB:
+        try:
+            return timm.create_model(arch, pretrained=True).eval()
+        except Exception as err:  # any download or cache failure means: no weights here
+            raise FileNotFoundError(
+                f"timm could not load {arch}'s ImageNet weights ({type(err).__name__}: {err}): {where}"
+            ) from None
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"ImageNet checkpoint {path} not found: {where}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    model = timm.create_model(arch, pretrained=False)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state or state[k].shape != own[k].shape]
+    if missing:
+        raise ValueError(
+            f"{path} does not hold {arch}'s whole ImageNet classifier: {len(missing)} tensors missing or of another "
+            f"shape (first: {missing[0]}); {where}"
+        )
+    model.load_state_dict({k: state[k] for k in own})
+    return model.eval()
+
+
+class ImageNetTaskNetwork(TaskNetwork):
+    """A pretrained timm classifier whose ImageNet head is kept (frozen) beside a new task head.
+
+    ``forward_features`` = the backbone's pooled features; ``forward_head`` = the task head
+    (Linear → ReLU → Linear, ASG's and CSG's ``fc_new``, or one Linear with ``head_hidden: 0``);
+    :meth:`imagenet_logits` = the original 1000-way head on the same features.
+
+    Args:
+        arch: timm model name.
+        num_classes: task classes.
+        in_channels: 1 (repeated to RGB inside) or 3.
+        pretrained: see :func:`imagenet_classifier`.
+        input_size: side every image is resized to before the backbone.
+        head_hidden: hidden width of the task head (official: 512).
+    """
+
+    def __init__(
+        self,
+        *,
+        arch: str,
+        num_classes: int,
+        in_channels: int,
+        pretrained: str | None,
+        input_size: int = 224,
+        head_hidden: int = 512,
+    ) -> None:
+        if in_channels not in (1, 3):
+            raise ValueError(f"an ImageNet backbone takes 1 (grey, repeated) or 3 channels, not {in_channels}")
+        super().__init__(in_channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        self.backbone = imagenet_classifier(arch, pretrained)
+        self.imagenet_head = self.backbone.get_classifier()
+        self.imagenet_head.requires_grad_(False)
+        self.input_size = input_size
+        self.feature_dim = self.backbone.num_features
+        self.head = (
+            nn.Sequential(nn.Linear(self.feature_dim, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
+            if head_hidden
+            else nn.Linear(self.feature_dim, num_classes)
+        )
+
+    def normalize(self, images: Tensor) -> Tensor:
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward_features(self, images: Tensor) -> Tensor:
+        return self.backbone.forward_head(self.backbone.forward_features(self.normalize(images)), pre_logits=True)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.head(features)
+
+    def imagenet_logits(self, features: Tensor) -> Tensor:
+        """The kept ImageNet head's 1000-way logits on :meth:`forward_features`' output."""
+        return self.imagenet_head(features)
+
+    def frozen_copy(self) -> nn.Module:
+        """A frozen copy of the backbone with its ImageNet head as it is now (the teacher / key encoder)."""
+        return copy.deepcopy(self.backbone).eval().requires_grad_(False)
+
+    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by layer group, input to output: timm's coarse stages, then ``task_head``.
+
+        The ImageNet head is frozen and in no group. EfficientNet-Lite0: ``conv_stem``, ``blocks.0`` ... ``blocks.6``
+        (the last with ``conv_head``); ResNets: ``conv1``, ``layer1`` ... ``layer4``.
+        """
+        named = dict(self.backbone.named_parameters())
+        head = {id(p) for p in self.imagenet_head.parameters()}
+        groups: dict[str, list[nn.Parameter]] = {}
+        for names in group_parameters(self.backbone, self.backbone.group_matcher(coarse=True)).values():
+            params = [named[n] for n in names if id(named[n]) not in head]
+            if params:
+                first = names[0].split(".")
+                groups[".".join(first[:2]) if first[0] in ("blocks", "stages") else first[0]] = params
+        groups["task_head"] = list(self.head.parameters())
+        return groups
+
+
+def frozen_imagenet_logits(teacher: nn.Module, network: ImageNetTaskNetwork, images: Tensor) -> Tensor:
+    """The frozen teacher's ImageNet logits for the images the student sees (same resize and normalization)."""
+    with torch.no_grad():
+        return teacher(network.normalize(images))

@@ -1,0 +1,153 @@
+"""``syn2real train-policy --config ASG_EXPERIMENT.yaml --out DIR``: meta-train ASG's learning-rate policy.
+
+The experiment config is the one ``syn2real fit`` takes for an ASG run (model and data; its trainer is not used):
+the policy learns to choose that network's layer-group rates on that synthetic data (:mod:`generalization.asg.meta`).
+Writes ``policy.pt`` (give it to ASG as ``model.init_args.policy``), ``episodes.csv``, ``decisions.csv`` and
+``decisions.png`` (every group's multiplier over the steps of the first and the last episode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from datamodules.errors import DatasetError
+
+
+def _batches(loader: Any) -> Iterator[Any]:
+    for _ in itertools.count():
+        yield from loader
+
+
+def plot_decisions(rows: list[dict[str, Any]], groups: list[str], path: Path) -> None:
+    """Each group's multiplier over the steps of the first and the last episode (a step plot per group)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    episodes = sorted({r["episode"] for r in rows})
+    shown = [episodes[0], episodes[-1]] if len(episodes) > 1 else episodes
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7, 1.1 * len(groups) + 1), sharex=True, squeeze=False)
+    for ax, group in zip(axes[:, 0], groups, strict=True):
+        for ep in shown:
+            pts = [(r["step"], r["multiplier"]) for r in rows if r["episode"] == ep and r["group"] == group]
+            ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=f"episode {ep}")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel(group, rotation=0, ha="right", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle("ASG policy: learning-rate multiplier per layer group")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_policy_command(argv: list[str]) -> int:
+    """``syn2real train-policy``."""
+    parser = argparse.ArgumentParser(
+        prog="syn2real train-policy",
+        description="Meta-train ASG's layer-wise learning-rate policy with REINFORCE on short training episodes.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="an ASG experiment config (model + data)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for policy.pt and its report")
+    parser.add_argument("--episodes", type=int, default=20, help="REINFORCE updates, one per episode")
+    parser.add_argument("--episode-steps", type=int, default=150, help="training steps per (truncated) episode")
+    parser.add_argument("--min-window", type=int, default=10, help="steps of the shortest decision window")
+    parser.add_argument("--gamma", type=float, default=0.99, help="discount of the rewards")
+    parser.add_argument("--meta-lr", type=float, default=7e-4, help="SGD rate of the policy (official 7e-4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return _run(args, console)
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    import pytorch_lightning as pl
+
+    from generalization.asg import ASG
+    from generalization.asg.meta import Episode, train_policy
+    from generalization.asg.policy import save_policy
+    from syn2real.cli import cli_main
+
+    if args.episode_steps <= args.min_window:
+        raise ValueError(f"--episode-steps ({args.episode_steps}) must exceed --min-window ({args.min_window})")
+    policy_path = args.out / "policy.pt"
+    if policy_path.exists() and not args.overwrite:
+        raise ValueError(f"{policy_path} exists; pass --overwrite to replace it or choose another --out")
+    if not args.config.is_file():
+        raise FileNotFoundError(f"config {args.config} not found")
+    pl.seed_everything(args.seed, verbose=False)
+    cli = cli_main(["--config", str(args.config), "--trainer.logger=false"], run=False)
+    method, data = cli.model, cli.datamodule
+    if not isinstance(method, ASG):
+        raise ValueError(f"{args.config} trains {type(method).__name__}; train-policy needs an ASG experiment config")
+    if method.controller is not None:
+        raise ValueError(f"{args.config} already deploys a policy (model.init_args.policy); remove it to train one")
+    data.setup("fit")
+    batches = _batches(data.train_dataloader())
+    args.out.mkdir(parents=True, exist_ok=True)
+    episodes_rows: list[dict[str, Any]] = []
+    decision_rows: list[dict[str, Any]] = []
+
+    with Progress(console=console) as bar:
+        task = bar.add_task("episodes", total=args.episodes)
+
+        def on_episode(index: int, episode: Episode, loss: float) -> None:
+            for d in episode.decisions:
+                for group, m in zip(method.group_names, d.multipliers, strict=True):
+                    decision_rows.append({"episode": index, "step": d.step, "group": group, "multiplier": m})
+            n = len(episode.objective)
+            episodes_rows.append(
+                {
+                    "episode": index,
+                    "mean_objective": sum(episode.objective) / n,
+                    "last_window_objective": -episode.rewards[-1],
+                    "decisions": len(episode.decisions),
+                    "policy_loss": loss,
+                    "mean_multiplier": sum(sum(d.multipliers) for d in episode.decisions)
+                    / (len(episode.decisions) * len(method.group_names)),
+                }
+            )
+            bar.update(task, advance=1, description=f"episode {index}: objective {sum(episode.objective) / n:.3f}")
+
+        policy = train_policy(
+            method,
+            batches,
+            episodes=args.episodes,
+            steps=args.episode_steps,
+            min_window=args.min_window,
+            gamma=args.gamma,
+            meta_lr=args.meta_lr,
+            on_episode=on_episode,
+        )
+    save_policy(
+        policy,
+        policy_path,
+        backbone=method.network_spec.arch,
+        metadata={"config": str(args.config), **{k: v for k, v in vars(args).items() if k not in ("config", "out")}},
+    )
+    for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):
+        with open(args.out / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    plot_decisions(decision_rows, method.group_names, args.out / "decisions.png")
+    first, last = episodes_rows[0]["mean_objective"], episodes_rows[-1]["mean_objective"]
+    console.print(
+        f"policy for {len(method.group_names)} groups after {args.episodes} episodes of {args.episode_steps} steps "
+        f"(mean objective {first:.3f} in the first, {last:.3f} in the last) -> {policy_path}"
+    )
+    return 0
