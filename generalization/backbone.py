@@ -123,10 +123,14 @@ class ImageNetTaskNetwork(TaskNetwork):
         return (x - self.mean) / self.std
 
     def forward_features(self, images: Tensor) -> Tensor:
-        return self.backbone.forward_head(self.backbone.forward_features(self.normalize(images)), pre_logits=True)
+        return self.pool(self.backbone.forward_features(self.normalize(images)))
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.head(features)
+
+    def pool(self, feature_map: Tensor) -> Tensor:
+        """The backbone's pooling of its final map: :meth:`forward_features` = ``pool(final map)``."""
+        return self.backbone.forward_head(feature_map, pre_logits=True)
 
     def imagenet_logits(self, features: Tensor) -> Tensor:
         """The kept ImageNet head's 1000-way logits on :meth:`forward_features`' output."""
@@ -152,6 +156,25 @@ class ImageNetTaskNetwork(TaskNetwork):
                 groups[".".join(first[:2]) if first[0] in ("blocks", "stages") else first[0]] = params
         groups["task_head"] = list(self.head.parameters())
         return groups
+
+
+FINAL = "final"
+"""A stage name: the backbone's last feature map (before pooling)."""
+
+
+def stage_maps(backbone: nn.Module, x: Tensor, stages: list[int | str]) -> tuple[Tensor, list[Tensor]]:
+    """The final feature map and the maps of ``stages`` (timm feature indices, or ``final``) for normalized ``x``.
+
+    Maps are made non-negative (ReLU): ResNet stage outputs already are; EfficientNet's block stages end in a linear
+    projection, and CSG's attentional pooling needs non-negative features.
+    """
+    indices = sorted({s for s in stages if s != FINAL})
+    if indices:
+        final, inter = backbone.forward_intermediates(x, indices=indices, intermediates_only=False)
+        by_index = dict(zip(indices, inter, strict=True))
+    else:
+        final, by_index = backbone.forward_features(x), {}
+    return final, [F.relu(final if s == FINAL else by_index[s]) for s in stages]
 
 
 def frozen_imagenet_logits(teacher: nn.Module, network: ImageNetTaskNetwork, images: Tensor) -> Tensor:

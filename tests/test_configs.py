@@ -103,5 +103,6 @@ def test_no_config_is_orphaned_and_all_are_shipped() -> None:
     tested = {*FULL, *MODELS, *DATA, *TRAINERS, *BENCH, *OPTIMIZE_SIM}
     assert set(CONFIGS.rglob("*.yaml")) == tested
     shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
-    folders = {str(p.parent.relative_to(REPO)) for p in tested}
+    policies = set(CONFIGS.rglob("*.pt"))  # learned policies (ASG) ship beside the configs that deploy them
+    folders = {str(p.parent.relative_to(REPO)) for p in tested | policies}
     assert {f"share/syn2real/{f}" for f in folders} == set(shipped), "list every configs/ folder in pyproject.toml"
