@@ -21,7 +21,7 @@ from timm.models import group_parameters
 from torch import Tensor, nn
 
 from syn2real.pretrained import IMAGENET_MEAN, IMAGENET_STD, OFFLINE_IMAGENET, efficientnet_lite0_imagenet
-from syn2real.tasks.networks import TaskNetwork
+from syn2real.tasks.networks import TaskNetwork, TaskNetworkSpec
 
 HUB = "hub"
 """``pretrained`` value that asks timm for the architecture's ImageNet weights (needs the network or timm's cache)."""
@@ -116,6 +116,20 @@ class ImageNetTaskNetwork(TaskNetwork):
             else nn.Linear(self.feature_dim, num_classes)
         )
 
+    @classmethod
+    def from_spec(cls, spec: TaskNetworkSpec, *, input_size: int, head_hidden: int, method: str) -> ImageNetTaskNetwork:
+        """The network a generalization method's ``network`` spec describes (classification only, for now)."""
+        if spec.task != "classification":
+            raise ValueError(f"{method} is implemented for classification; use network.task: classification")
+        return cls(
+            arch=spec.arch,
+            num_classes=spec.num_classes,
+            in_channels=spec.in_channels,
+            pretrained=spec.pretrained,
+            input_size=input_size,
+            head_hidden=head_hidden,
+        )
+
     def normalize(self, images: Tensor) -> Tensor:
         x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
@@ -156,6 +170,18 @@ class ImageNetTaskNetwork(TaskNetwork):
                 groups[".".join(first[:2]) if first[0] in ("blocks", "stages") else first[0]] = params
         groups["task_head"] = list(self.head.parameters())
         return groups
+
+
+def frozen_modes(network: nn.Module, frozen: list[nn.Module], *, freeze_bn: bool) -> None:
+    """Training modes of a generalization method: frozen copies in eval, the network in eval unless told otherwise.
+
+    In eval mode BN keeps its ImageNet statistics and dropout is off (the official code); ``freeze_bn: false`` trains
+    the network in train mode. Called where Lightning starts a training epoch (it restores each module's own mode
+    around validation and does not call ``train()`` on the method itself).
+    """
+    network.train(not freeze_bn)
+    for module in frozen:
+        module.eval()
 
 
 FINAL = "final"

@@ -63,6 +63,8 @@ class OptimizerSpec:
                 params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
             )
         if self.name == "sgd_lr_in_momentum":
+            if self.nesterov:
+                raise ValueError("sgd_lr_in_momentum has no Nesterov form; use name: sgd for nesterov: true")
             return LRInMomentumSGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         raise ValueError(f"unknown optimizer {self.name!r}; use adamw, adam, sgd or sgd_lr_in_momentum")
 

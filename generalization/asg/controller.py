@@ -72,12 +72,16 @@ class LRController(nn.Module):
         """Minus the mean objective of the window so far: the reward of the last decision."""
         return -float(self.sums[-1] / self.count.clamp(min=1))
 
-    def decide(self, step: int) -> Decision:
-        """Pick the groups' multipliers from the window's mean signals; the window restarts."""
+    def decide(self, step: int, schedule_factor: float = 1.0) -> Decision:
+        """Pick the groups' multipliers from the window's mean signals; the window restarts.
+
+        The policy also sees each group's current rate over its base: ``schedule_factor`` (the warm-up/decay factor
+        at ``step``) times the group's multiplier.
+        """
         signals = (self.sums[:-1] / self.count.clamp(min=1)).float()
         state = self._live_state if self.learn and self._live_state is not None else self.state.clone()
         with torch.set_grad_enabled(self.learn):
-            logits, new_state = self.policy(signals, self.multipliers, state)
+            logits, new_state = self.policy(signals, self.multipliers * schedule_factor, state)
             dist = Categorical(logits=logits)
             index = logits.argmax(-1) if self.greedy else dist.sample()
             log_prob, entropy = dist.log_prob(index).sum(), dist.entropy().sum()

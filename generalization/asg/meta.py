@@ -1,8 +1,10 @@
 """Meta-training ASG's learning-rate policy with REINFORCE on short, truncated training episodes.
 
 The official release has the policy network and a REINFORCE class but no loop that computes rewards or updates the
-policy; this is ours. One episode = a fresh copy of the ImageNet network fine-tuned for ``steps`` steps on the
-synthetic training data with ASG's objective, the policy choosing every layer group's rate once per window
+policy; this is ours. One episode = a fresh copy of the ImageNet network fine-tuned on the synthetic training data
+with ASG's objective for the first ``steps`` steps of a ``run_steps``-step run (truncated, as the release's
+``--early-stop`` option: the warm-up/decay schedule and the progress signal are the full run's), the policy choosing
+every layer group's rate once per window
 (:class:`~generalization.asg.controller.LRController`). The reward of a decision is minus the mean objective of the
 window it governed; returns are discounted by γ; after each episode
 
@@ -26,6 +28,7 @@ from torch import Tensor
 from generalization.asg.controller import Decision, LRController
 from generalization.asg.module import ASG
 from generalization.asg.policy import LRPolicy
+from generalization.backbone import frozen_modes
 from syn2real.batch import Batch
 from syn2real.losses import check_finite
 
@@ -74,26 +77,31 @@ def reinforce_loss(log_probs: list[Tensor], advantages: Tensor) -> Tensor:
     return -(torch.stack(log_probs) * advantages.to(log_probs[0].device)).mean()
 
 
-def run_episode(method: ASG, controller: LRController, batches: Iterator[Batch], *, steps: int) -> Episode:
-    """Fine-tune ``method``'s network (already reset) for ``steps`` steps with the controller choosing the rates."""
+def run_episode(
+    method: ASG, controller: LRController, batches: Iterator[Batch], *, steps: int, run_steps: int
+) -> Episode:
+    """A truncated episode: the first ``steps`` steps of a ``run_steps``-step run, the controller choosing the rates.
+
+    The network must already be reset; the schedule and the progress signal are the full run's.
+    """
     method.controller = controller
     optimizer = method.build_optimizer()
-    method.train()
+    frozen_modes(method.network, [method.teacher], freeze_bn=method.hparams.freeze_bn)
     episode = Episode()
     for step in range(steps):
         if controller.due(step):
-            if episode.decisions:
+            if episode.decisions:  # the window that ends here is the outcome of the last decision
                 episode.rewards.append(controller.window_reward())
-            episode.decisions.append(controller.decide(step))
-        for group, lr in zip(optimizer.param_groups, method.group_lrs(step, steps), strict=True):
+            episode.decisions.append(controller.decide(step, method.schedule_factor(step, run_steps)))
+        for group, lr in zip(optimizer.param_groups, method.group_lrs(step, run_steps), strict=True):
             group["lr"] = lr
         batch = next(batches)
         out = method.losses(batch.images, batch.labels)
         check_finite(out["loss"], name="train-policy episode loss", step=step)
+        method.observe(out, step, run_steps)  # before the update, as in a fit's training_step
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()
-        method.observe(out, step, steps)
         episode.objective.append(float(out["loss"].detach()))
     if episode.decisions:
         episode.rewards.append(controller.window_reward())
@@ -106,6 +114,7 @@ def train_policy(
     *,
     episodes: int,
     steps: int,
+    run_steps: int,
     min_window: int = 10,
     gamma: float = 0.99,
     meta_lr: float = 7e-4,
@@ -114,8 +123,9 @@ def train_policy(
 ) -> LRPolicy:
     """Meta-train a policy for ``method``'s network: ``episodes`` REINFORCE updates, each after one episode.
 
-    Every episode starts from the network's weights as given (the ImageNet ones); ``on_episode(index, episode,
-    policy_loss)`` reports each.
+    An episode is the first ``steps`` steps of a ``run_steps``-step run (truncated: the schedule and the progress the
+    policy sees are the full run's); every episode starts from the network's weights as given (the ImageNet ones);
+    ``on_episode(index, episode, policy_loss)`` reports each.
     """
     initial = copy.deepcopy(method.network.state_dict())
     policy = LRPolicy(groups=method.group_names, hidden=hidden)
@@ -124,7 +134,7 @@ def train_policy(
     for index in range(episodes):
         method.network.load_state_dict(initial)
         controller = LRController(policy, min_window=min_window, learn=True)
-        episode = run_episode(method, controller, batches, steps=steps)
+        episode = run_episode(method, controller, batches, steps=steps, run_steps=run_steps)
         if not episode.decisions:
             raise ValueError(f"an episode of {steps} steps holds no decision: use more steps than {min_window}")
         advantages = baseline.advantages(torch.tensor(discounted_returns(episode.rewards, gamma)))

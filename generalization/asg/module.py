@@ -19,8 +19,11 @@ times the policy's multiplier (times the warm-up/decay factor, kept as the segme
 
 ``proxy_weight: 0`` and no policy is the plain ImageNet fine-tune, the generalization baseline: same network, data,
 steps and optimizer. Departures: EfficientNet-Lite0 (the offline ImageNet weights) instead of ResNet-101 on CPU;
-the final weights are reported, validation-selected ones beside them (the official code selects on the real split
-it reports); classification only.
+layer groups are timm's coarse stages plus the task head (ResNet: conv1+bn1, layer1-4, head = 6 groups where the
+release has 7, conv1 and bn1 apart); the policy's per-group input is the group's rate over its base (schedule factor
+times multiplier), as the release; evaluation is the zoo's (argmax accuracy on the real split, final weights, the
+validation-selected ones beside them), not the papers' mean per-class accuracy of flip-averaged sigmoid scores (the
+official code also selects on the real split it reports); classification only.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from torch import Tensor, nn
 
 from generalization.asg.controller import Decision, LRController
 from generalization.asg.policy import load_policy
-from generalization.backbone import ImageNetTaskNetwork, frozen_imagenet_logits
+from generalization.backbone import ImageNetTaskNetwork, frozen_imagenet_logits, frozen_modes
 from syn2real.batch import Batch
 from syn2real.losses import check_finite, task_loss
 from syn2real.optim import OptimizerSpec, SchedulerSpec
@@ -93,16 +96,7 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=SchedulerSpec(name="none"))
-        if spec.task != "classification":
-            raise ValueError("ASG is implemented for classification; use network.task: classification")
-        self.network = ImageNetTaskNetwork(
-            arch=spec.arch,
-            num_classes=spec.num_classes,
-            in_channels=spec.in_channels,
-            pretrained=spec.pretrained,
-            input_size=input_size,
-            head_hidden=head_hidden,
-        )
+        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden, method="ASG")
         self.teacher = self.network.frozen_copy()
         self.group_names = list(self.network.layer_groups())
         self.controller: LRController | None = None
@@ -110,12 +104,8 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
             loaded = load_policy(policy, groups=self.group_names, backbone=spec.arch)
             self.controller = LRController(loaded, min_window=policy_min_window, greedy=policy_greedy)
 
-    def train(self, mode: bool = True) -> ASG:
-        super().train(mode)
-        self.teacher.eval()
-        if self.hparams.freeze_bn:  # BN keeps ImageNet statistics (and dropout is off), as the official code
-            self.network.eval()
-        return self
+    def on_train_epoch_start(self) -> None:
+        frozen_modes(self.network, [self.teacher], freeze_bn=self.hparams.freeze_bn)
 
     # --- the objective -------------------------------------------------------------------------------------------
     def losses(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -139,23 +129,27 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
         factor = 1.0 if self.controller is not None else self.hparams.backbone_lr_factor
         return [lr if name == "task_head" else lr * factor for name in self.group_names]
 
-    def group_lrs(self, step: int, total_steps: int) -> list[float]:
-        """The rates of step ``step``: base × warm-up/decay × the policy's multipliers (1 without a policy)."""
-        factor = warmup_poly_factor(
+    def schedule_factor(self, step: int, total_steps: int) -> float:
+        """The warm-up/decay factor of step ``step`` of a run of ``total_steps``."""
+        return warmup_poly_factor(
             step,
             total_steps,
             warmup_steps=self.hparams.warmup_steps,
             power=self.hparams.poly_power,
             floor_progress=self.hparams.poly_floor_progress,
         )
+
+    def group_lrs(self, step: int, total_steps: int) -> list[float]:
+        """The rates of step ``step``: base × warm-up/decay × the policy's multipliers (1 without a policy)."""
+        factor = self.schedule_factor(step, total_steps)
         mults = self.controller.multipliers.tolist() if self.controller is not None else [1.0] * len(self.group_names)
         return [base * factor * m for base, m in zip(self.base_lrs(), mults, strict=True)]
 
-    def decide(self, step: int) -> Decision | None:
+    def decide(self, step: int, total_steps: int) -> Decision | None:
         """Let the policy act if its window is over."""
         if self.controller is None or not self.controller.due(step):
             return None
-        return self.controller.decide(step)
+        return self.controller.decide(step, self.schedule_factor(step, total_steps))
 
     def observe(self, out: dict[str, Tensor], step: int, total_steps: int) -> None:
         """Give the policy this step's signals."""
@@ -177,7 +171,7 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)
         step, total = self.global_step, int(self.trainer.estimated_stepping_batches)
-        decision = self.decide(step)
+        decision = self.decide(step, total)
         if decision is not None:
             for name, m in zip(self.group_names, decision.multipliers, strict=True):
                 self.log(f"policy/{name}", m, batch_size=len(batch))

@@ -85,7 +85,7 @@ def load_policy(path: str | Path, *, groups: Sequence[str], backbone: str) -> LR
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"policy checkpoint {path} not found; train one with `syn2real train-policy`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != POLICY_FORMAT:
         raise ValueError(f"{path} is not an ASG policy checkpoint (written by `syn2real train-policy`)")
     if list(ckpt["groups"]) != list(groups):

@@ -19,8 +19,10 @@ rate, 100-step quadratic warm-up then 0.9-power decay to zero. Departures: Effic
 CPU, whose stages are taken at strides 16 and 32 (``[3, final]``: the block-4 output and the final 1280-channel
 map) through a ReLU (its block outputs are linear, A-pool needs non-negative maps); the queue is a config value
 (official 65,536) and is clamped, with a warning, to the number of training images (a larger queue would hold
-several keys of the same image, each a false negative); views are drawn on the CPU with albumentations;
-classification only (the segmentation variant's 8×8 patch grid is not built yet).
+several keys of the same image, each a false negative); views are drawn on the CPU with albumentations (seeded from
+torch's generator); evaluation is the zoo's (argmax accuracy on the real split, final weights, validation-selected
+beside them), not the papers' mean per-class accuracy of flip-averaged sigmoid scores, so every row of the zoo is
+scored the same way; classification only (the segmentation variant's 8×8 patch grid is not built yet).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from generalization.backbone import FINAL, ImageNetTaskNetwork, stage_maps
+from generalization.backbone import FINAL, ImageNetTaskNetwork, frozen_modes, stage_maps
 from generalization.csg.parts import (
     KeyQueue,
     ProjectionHead,
@@ -46,11 +48,12 @@ from syn2real.batch import Batch
 from syn2real.losses import check_finite, task_loss
 from syn2real.optim import OptimizerSpec, SchedulerSpec
 from syn2real.registry import register_method
+from syn2real.rng import CheckpointedTorchRandomState
 from syn2real.tasks import TaskEvaluation, TaskNetworkSpec
 
 
 @register_method
-class CSG(TaskEvaluation):
+class CSG(CheckpointedTorchRandomState, TaskEvaluation):
     """Fine-tune an ImageNet network on synthetic data with CSG's multi-stage contrastive term.
 
     Args:
@@ -95,19 +98,10 @@ class CSG(TaskEvaluation):
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
-        if spec.task != "classification":
-            raise ValueError("CSG is implemented for classification; use network.task: classification")
         if not stages:
             raise ValueError("CSG needs at least one stage to contrast (e.g. stages: [3, final])")
         self.stages = list(stages)
-        self.network = ImageNetTaskNetwork(
-            arch=spec.arch,
-            num_classes=spec.num_classes,
-            in_channels=spec.in_channels,
-            pretrained=spec.pretrained,
-            input_size=input_size,
-            head_hidden=head_hidden,
-        )
+        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden, method="CSG")
         self.key_encoder = self.network.frozen_copy()
         with torch.no_grad():
             probe = torch.zeros(1, 3, input_size, input_size)
@@ -137,12 +131,16 @@ class CSG(TaskEvaluation):
                 queue.keys = queue.keys[:size].clone()
                 queue.pointer.zero_()
 
-    def train(self, mode: bool = True) -> CSG:
-        super().train(mode)
-        self.key_encoder.eval()
-        if self.hparams.freeze_bn:  # BN keeps ImageNet statistics, as the official code
-            self.network.eval()
-        return self
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A queue clamped to its training data is restored at the checkpoint's size (evaluation, export, resume)."""
+        super().on_load_checkpoint(checkpoint)
+        for i, queue in enumerate(self.queues):
+            saved = checkpoint["state_dict"].get(f"queues.{i}.keys")
+            if saved is not None and saved.shape != queue.keys.shape:
+                queue.keys = torch.empty_like(saved)
+
+    def on_train_epoch_start(self) -> None:
+        frozen_modes(self.network, [self.key_encoder], freeze_bn=self.hparams.freeze_bn)
 
     def views(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Two independently augmented views (the same image twice without augmentation)."""

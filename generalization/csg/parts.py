@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ class KeyQueue(nn.Module):
     @torch.no_grad()
     def push(self, keys: Tensor) -> None:
         """Replace the oldest entries with ``keys`` (wrapping around)."""
+        keys = keys[-len(self.keys) :]  # more keys than the queue holds: the newest fill it
         size, n = len(self.keys), len(keys)
         index = (int(self.pointer) + torch.arange(n, device=keys.device)) % size
         self.keys[index] = keys.detach().to(self.keys.dtype)
@@ -78,37 +80,50 @@ def momentum_update(target: nn.Module, source: nn.Module, momentum: float) -> No
         t.mul_(momentum).add_(s.detach(), alpha=1 - momentum)
 
 
+def _signed(make: Callable[[float], A.BasicTransform], value: float) -> A.OneOf:
+    """One op at exactly ``value`` with a random sign (RandAugment's fixed magnitude)."""
+    return A.OneOf([make(value), make(-value)], p=1)
+
+
 def rand_augment(magnitude: int = 6) -> A.Compose:
     """CSG's view augmentation: RandAugment with one operation (N = 1) at ``magnitude`` of 30.
 
-    The official op set, each at ``magnitude / 30`` of its range and a random sign where it has one: identity,
-    auto-contrast, equalize, rotate (≤ 30°), posterize, solarize, colour (saturation), contrast, brightness, sharpness,
-    shear x / y (≤ 0.3), translate x / y (≤ 100 px at 224 px, so ≤ 45% of the side here, for any image size).
+    The official op set, each at exactly ``m = magnitude / 30`` of its range with a random sign where it has one:
+    identity, auto-contrast and equalize (applied with probability m, as the official code), rotate (30° · m),
+    posterize (8 − 4m bits), solarize (threshold 1 − m), colour (saturation), contrast and brightness (factor 1 ± 0.9m),
+    sharpness, shear x / y (factor 0.3m), translate x / y (100 px at 224 px · m, i.e. 0.45m of the side, for any
+    size). Square inputs need no per-view crop (the official Resize(224) + RandomCrop(224) only crops non-square
+    images). Seed it per batch (:func:`augment_batch` does, from torch's generator).
     """
     m = magnitude / 30
-    rot, shift, tone = 30 * m, 0.45 * m, 0.9 * m
     shear = math.degrees(math.atan(0.3 * m))  # a shear factor of 0.3·m as an angle
+    tone, shift = 0.9 * m, 0.45 * m
     ops = [
         A.NoOp(p=1),
-        A.AutoContrast(p=1),
-        A.Equalize(p=1),
-        A.Affine(rotate=(-rot, rot), p=1),
+        A.AutoContrast(p=m),
+        A.Equalize(p=m),
+        _signed(lambda v: A.Affine(rotate=(v, v), p=1), 30 * m),
         A.Posterize(num_bits=max(1, round(8 - 4 * m)), p=1),
         A.Solarize(threshold_range=(1 - m, 1 - m), p=1),
-        A.ColorJitter(brightness=0, contrast=0, saturation=(1 - tone, 1 + tone), hue=0, p=1),
-        A.ColorJitter(brightness=0, contrast=(1 - tone, 1 + tone), saturation=0, hue=0, p=1),
-        A.ColorJitter(brightness=(1 - tone, 1 + tone), contrast=0, saturation=0, hue=0, p=1),
-        A.Sharpen(alpha=(m, m), p=1),
-        A.Affine(shear={"x": (-shear, shear), "y": (0, 0)}, p=1),
-        A.Affine(shear={"x": (0, 0), "y": (-shear, shear)}, p=1),
-        A.Affine(translate_percent={"x": (-shift, shift), "y": (0, 0)}, p=1),
-        A.Affine(translate_percent={"x": (0, 0), "y": (-shift, shift)}, p=1),
+        _signed(lambda v: A.ColorJitter(brightness=0, contrast=0, saturation=(1 + v, 1 + v), hue=0, p=1), tone),
+        _signed(lambda v: A.ColorJitter(brightness=0, contrast=(1 + v, 1 + v), saturation=0, hue=0, p=1), tone),
+        _signed(lambda v: A.ColorJitter(brightness=(1 + v, 1 + v), contrast=0, saturation=0, hue=0, p=1), tone),
+        A.Sharpen(alpha=(m, m), lightness=(1.0, 1.0), p=1),
+        _signed(lambda v: A.Affine(shear={"x": (v, v), "y": (0, 0)}, p=1), shear),
+        _signed(lambda v: A.Affine(shear={"x": (0, 0), "y": (v, v)}, p=1), shear),
+        _signed(lambda v: A.Affine(translate_percent={"x": (v, v), "y": (0, 0)}, p=1), shift),
+        _signed(lambda v: A.Affine(translate_percent={"x": (0, 0), "y": (v, v)}, p=1), shift),
     ]
     return A.Compose([A.OneOf(ops, p=1)])
 
 
 def augment_batch(images: Tensor, transform: A.Compose) -> Tensor:
-    """Apply an albumentations pipeline to every image of a ``(B, C, H, W)`` batch in [0, 1] (one draw each)."""
+    """Apply an albumentations pipeline to every image of a ``(B, C, H, W)`` batch in [0, 1] (one draw each).
+
+    The pipeline is seeded from torch's generator first, so ``seed_everything`` and a resumed run's restored random
+    state give the same views.
+    """
+    transform.set_random_seed(int(torch.randint(0, 2**31 - 1, ())))
     array = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     grey = array.shape[-1] == 1
     out = []

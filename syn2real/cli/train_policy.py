@@ -2,6 +2,8 @@
 
 The experiment config is the one ``syn2real fit`` takes for an ASG run (model and data; its trainer is not used):
 the policy learns to choose that network's layer-group rates on that synthetic data (:mod:`generalization.asg.meta`).
+``--model.*`` / ``--data.*`` arguments override the config as they do for ``syn2real fit`` (e.g. a smaller batch for
+short episodes).
 Writes ``policy.pt`` (give it to ASG as ``model.init_args.policy``), ``episodes.csv``, ``decisions.csv`` and
 ``decisions.png`` (every group's multiplier over the steps of the first and the last episode).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,13 +63,22 @@ def train_policy_command(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for policy.pt and its report")
     parser.add_argument("--episodes", type=int, default=20, help="REINFORCE updates, one per episode")
     parser.add_argument("--episode-steps", type=int, default=150, help="training steps per (truncated) episode")
+    parser.add_argument(
+        "--run-steps",
+        type=int,
+        help="length of the run an episode is the start of (default: the config's max_epochs × batches per epoch)",
+    )
     parser.add_argument("--min-window", type=int, default=10, help="steps of the shortest decision window")
     parser.add_argument("--gamma", type=float, default=0.99, help="discount of the rewards")
     parser.add_argument("--meta-lr", type=float, default=7e-4, help="SGD rate of the policy (official 7e-4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
-    args = parser.parse_args(argv)
+    args, overrides = parser.parse_known_args(argv)
     console = Console(stderr=True)
+    unknown = [a for a in overrides if a.startswith("-") and not a.startswith(("--model.", "--data."))]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (only --model.* / --data.* overrides pass through)")
+    args.overrides = overrides
     try:
         return _run(args, console)
     except (DatasetError, FileNotFoundError, ValueError) as err:
@@ -90,14 +102,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not args.config.is_file():
         raise FileNotFoundError(f"config {args.config} not found")
     pl.seed_everything(args.seed, verbose=False)
-    cli = cli_main(["--config", str(args.config), "--trainer.logger=false"], run=False)
+    with warnings.catch_warnings():  # the config is given as args on purpose (sys.argv holds train-policy's own)
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        cli = cli_main(["--config", str(args.config), "--trainer.logger=false", *args.overrides], run=False)
     method, data = cli.model, cli.datamodule
     if not isinstance(method, ASG):
         raise ValueError(f"{args.config} trains {type(method).__name__}; train-policy needs an ASG experiment config")
     if method.controller is not None:
         raise ValueError(f"{args.config} already deploys a policy (model.init_args.policy); remove it to train one")
     data.setup("fit")
-    batches = _batches(data.train_dataloader())
+    loader = data.train_dataloader()
+    batches = _batches(loader)
+    run_steps = args.run_steps or int(cli.trainer.max_epochs or 1) * len(loader)
+    if run_steps < args.episode_steps:
+        raise ValueError(f"--run-steps ({run_steps}) must be at least --episode-steps ({args.episode_steps})")
     args.out.mkdir(parents=True, exist_ok=True)
     episodes_rows: list[dict[str, Any]] = []
     decision_rows: list[dict[str, Any]] = []
@@ -128,6 +146,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             batches,
             episodes=args.episodes,
             steps=args.episode_steps,
+            run_steps=run_steps,
             min_window=args.min_window,
             gamma=args.gamma,
             meta_lr=args.meta_lr,
@@ -137,7 +156,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         policy,
         policy_path,
         backbone=method.network_spec.arch,
-        metadata={"config": str(args.config), **{k: v for k, v in vars(args).items() if k not in ("config", "out")}},
+        metadata={
+            "config": str(args.config),
+            "run_steps": run_steps,
+            **{k: v for k, v in vars(args).items() if k not in ("config", "out", "run_steps")},
+        },
     )
     for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):
         with open(args.out / name, "w", newline="") as f:
@@ -147,7 +170,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     plot_decisions(decision_rows, method.group_names, args.out / "decisions.png")
     first, last = episodes_rows[0]["mean_objective"], episodes_rows[-1]["mean_objective"]
     console.print(
-        f"policy for {len(method.group_names)} groups after {args.episodes} episodes of {args.episode_steps} steps "
+        f"policy for {len(method.group_names)} groups after {args.episodes} episodes (the first {args.episode_steps} "
+        f"of {run_steps} steps) "
         f"(mean objective {first:.3f} in the first, {last:.3f} in the last) -> {policy_path}"
     )
     return 0

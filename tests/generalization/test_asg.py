@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +15,7 @@ from generalization.asg.module import proxy_guidance_loss
 from generalization.asg.policy import LRPolicy, save_policy
 from generalization.backbone import ImageNetTaskNetwork, imagenet_classifier
 from syn2real.tasks import TaskNetworkSpec
+from tests.conftest import quiet_trainer
 
 SPEC = TaskNetworkSpec(arch="efficientnet_lite0", num_classes=3, in_channels=1, pretrained="imagenet-offline")
 LITE0_GROUPS = ["conv_stem", *(f"blocks.{i}" for i in range(7)), "task_head"]
@@ -63,24 +63,21 @@ def test_proxy_cap_bounds_the_weighted_kl() -> None:
     assert (out["loss"] - out["loss_task"]).item() == pytest.approx(0.01, rel=1e-4)
 
 
-def test_training_moves_backbone_and_head_but_not_bn_statistics_imagenet_head_or_teacher(tmp_path: Path) -> None:
-    method = _asg(warmup_steps=1, optimizer={"name": "sgd_lr_in_momentum", "lr": 0.05, "weight_decay": 5e-4})
-    before = {k: v.clone() for k, v in method.state_dict().items()}
-    trainer = pl.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
+@pytest.mark.parametrize("freeze_bn", [True, False])
+def test_training_moves_backbone_and_head_but_not_bn_statistics_imagenet_head_or_teacher(
+    tmp_path: Path, freeze_bn: bool
+) -> None:
+    method = _asg(
+        warmup_steps=1, freeze_bn=freeze_bn, optimizer={"name": "sgd_lr_in_momentum", "lr": 0.05, "weight_decay": 5e-4}
     )
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1)  # epochs + validation
     trainer.fit(method, datamodule=RandomDataModule(num_classes=3, size=32, channels=1, batch_size=4))
     after = method.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
+    statistics = {k for k in changed if k.startswith("network.") and ("running_" in k or "num_batches" in k)}
+    assert bool(statistics) is not freeze_bn  # frozen: BN keeps ImageNet statistics across epochs and validation
     assert not {k for k in changed if k.startswith("teacher.")}
-    assert not {k for k in changed if "running_" in k or "num_batches" in k}  # BN keeps ImageNet statistics
     assert not {k for k in changed if ".classifier." in k}  # the kept ImageNet head is frozen
     assert "network.head.0.weight" in changed and "network.backbone.conv_stem.weight" in changed
     assert "network.backbone.blocks.6.0.bn1.weight" in changed  # BN affine parameters still train
@@ -111,16 +108,7 @@ def test_a_deployed_policy_sets_the_optimizer_rates(tmp_path: Path) -> None:
     path = tmp_path / "policy.pt"
     save_policy(LRPolicy(groups=LITE0_GROUPS), path, backbone="efficientnet_lite0")
     method = _asg(policy=str(path), policy_min_window=1, warmup_steps=1)
-    trainer = pl.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=3)
     trainer.fit(method, datamodule=RandomDataModule(num_classes=3, size=32, channels=1, batch_size=4))
     mults = method.controller.multipliers
     assert not torch.equal(mults, torch.ones_like(mults))  # decisions were taken (11 choices, 9 groups)

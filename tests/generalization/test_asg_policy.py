@@ -124,6 +124,7 @@ def test_train_policy_command_writes_a_policy_asg_then_deploys(tmp_path: Path) -
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "policy"
     args = ["--config", str(path), "--out", str(out), "--episodes", "2", "--episode-steps", "12", "--min-window", "4"]
+    args += ["--run-steps", "40", "--data.init_args.batch_size=2"]  # an override passes through to the config
     with pytest.raises(SystemExit) as done:
         main(["train-policy", *args])
     assert done.value.code == 0
@@ -133,6 +134,8 @@ def test_train_policy_command_writes_a_policy_asg_then_deploys(tmp_path: Path) -
     assert [int(r["decisions"]) for r in rows] == [2, 2]  # decisions at steps 4 and 8 of 12
     groups = ["conv_stem", *(f"blocks.{i}" for i in range(7)), "task_head"]
     load_policy(out / "policy.pt", groups=groups, backbone="efficientnet_lite0")
+    metadata = torch.load(out / "policy.pt", weights_only=True)["metadata"]
+    assert metadata["run_steps"] == 40 and metadata["episode_steps"] == 12
     with pytest.raises(SystemExit) as again:  # an earlier policy is not overwritten silently
         main(["train-policy", *args])
     assert again.value.code == 2
@@ -146,3 +149,20 @@ def test_train_policy_refuses_a_config_of_another_method(tmp_path: Path, capsys:
         main(["train-policy", "--config", str(REPO / "configs/smoke/task.yaml"), "--out", str(tmp_path)])
     assert done.value.code == 2
     assert "train-policy needs an ASG experiment config" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_policy_sees_each_groups_rate_over_its_base() -> None:
+    seen: list[torch.Tensor] = []
+
+    class Recording(LRPolicy):
+        def forward(self, signals, ratios, state):  # type: ignore[no-untyped-def]
+            seen.append(ratios.clone())
+            return super().forward(signals, ratios, state)
+
+    controller = LRController(Recording(groups=["a", "b"]), min_window=1)
+    _observe(controller, 1.0)
+    chosen = controller.decide(1, schedule_factor=0.5).multipliers
+    _observe(controller, 1.0)
+    controller.decide(2, schedule_factor=0.25)
+    assert torch.allclose(seen[0], torch.tensor([0.5, 0.5]))  # multipliers start at 1
+    assert torch.allclose(seen[1], 0.25 * torch.tensor(chosen))

@@ -14,6 +14,7 @@ from generalization.backbone import stage_maps
 from generalization.csg import CSG
 from generalization.csg.parts import KeyQueue, a_pool, augment_batch, info_nce, momentum_update, rand_augment
 from syn2real.tasks import TaskNetworkSpec
+from tests.conftest import quiet_trainer
 
 SPEC = TaskNetworkSpec(arch="efficientnet_lite0", num_classes=3, in_channels=1, pretrained="imagenet-offline")
 
@@ -99,16 +100,7 @@ def test_objective_is_task_plus_weighted_infonce_over_stages_from_its_pieces() -
 def test_training_step_moves_query_side_emas_keys_and_fills_queues(tmp_path: Path) -> None:
     method = _csg(scheduler={"name": "warmup_poly", "warmup_steps": 1}, optimizer={"name": "sgd", "lr": 0.05})
     before = {k: v.clone() for k, v in method.state_dict().items()}
-    trainer = pl.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(method, datamodule=RandomDataModule(num_classes=3, size=32, channels=1, batch_size=4))
     after = method.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -123,32 +115,32 @@ def test_training_step_moves_query_side_emas_keys_and_fills_queues(tmp_path: Pat
         assert torch.equal(after[f"queues.{i}.keys"][4:], before[f"queues.{i}.keys"][4:])
 
 
-def test_key_heads_follow_the_query_heads_by_ema() -> None:
-    method = _csg(key_momentum=0.9).train()
-    with torch.no_grad():
-        method.query_heads[0][0].weight.add_(1.0)
-    key_before = method.key_heads[0][0].weight.clone()
-    query = method.query_heads[0][0].weight.clone()
-    for key_head, query_head in zip(method.key_heads, method.query_heads, strict=True):
-        momentum_update(key_head, query_head, method.hparams.key_momentum)
-    assert torch.allclose(method.key_heads[0][0].weight, 0.9 * key_before + 0.1 * query)
+def test_each_step_moves_the_key_heads_by_ema_of_the_query_heads_before_the_keys(tmp_path: Path) -> None:
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Heads(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):  # type: ignore[no-untyped-def]
+            seen.append((module.query_heads[0][0].weight.detach().clone(), module.key_heads[0][0].weight.clone()))
+
+    method = _csg(key_momentum=0.9, optimizer={"name": "sgd", "lr": 0.5})
+    quiet_trainer(tmp_path, max_steps=2, callbacks=[Heads()]).fit(
+        method, datamodule=RandomDataModule(num_classes=3, size=32, channels=1, batch_size=4)
+    )
+    (q0, k0), (q1, k1) = seen
+    assert not torch.allclose(q1, q0)  # the query head trained in step 1
+    assert torch.allclose(k1, 0.9 * k0 + 0.1 * q0)  # step 1's EMA, from the query head before its update
+    assert torch.allclose(method.key_heads[0][0].weight, 0.9 * k1 + 0.1 * q1)  # step 2's
 
 
 def test_a_queue_larger_than_the_data_is_clamped_with_a_warning(tmp_path: Path) -> None:
     method = CSG(network=SPEC, input_size=32, head_hidden=8, projection_dim=8, queue_size=100)
-    trainer = pl.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     with pytest.warns(UserWarning, match="queue_size 100 exceeds the 16 training images; clamped to 16"):
         trainer.fit(method, datamodule=RandomDataModule(num_classes=3, size=32, channels=1, batch_size=4))
     assert all(q.keys.shape == (16, 8) for q in method.queues)
+    trainer.save_checkpoint(tmp_path / "csg.ckpt")
+    loaded = CSG.load_from_checkpoint(tmp_path / "csg.ckpt")  # evaluation and export rebuild the clamped queue
+    assert all(torch.equal(a.keys, b.keys) for a, b in zip(loaded.queues, method.queues, strict=True))
 
 
 def test_stages_must_be_given() -> None:
