@@ -63,3 +63,42 @@ def test_specs_round_trip_through_plain_dicts() -> None:
     assert again.network_spec == module.network_spec and again.optimizer_spec == module.optimizer_spec
     plain_hparams(again)  # idempotent
     assert again.hparams["optimizer"]["lr"] == 0.5
+
+
+def test_lr_in_momentum_sgd_by_hand_across_a_rate_change() -> None:
+    from syn2real.optim import LRInMomentumSGD
+
+    w = torch.nn.Parameter(torch.tensor([2.0]))
+    opt = OptimizerSpec(name="sgd_lr_in_momentum", lr=0.1, momentum=0.5, weight_decay=0.25).build([w])
+    assert isinstance(opt, LRInMomentumSGD)
+    w.grad = torch.tensor([1.0])
+    opt.step()  # v1 = 0.1·(1 + 0.25·2) = 0.15; w = 1.85
+    opt.param_groups[0]["lr"] = 0.2
+    w.grad = torch.tensor([1.0])
+    opt.step()  # v2 = 0.5·0.15 + 0.2·(1 + 0.25·1.85) = 0.3675; w = 1.4825
+    assert w.item() == pytest.approx(1.4825)
+    plain = torch.nn.Parameter(torch.tensor([2.0]))  # torch's SGD scales the old momentum by the new rate instead
+    sgd = torch.optim.SGD([plain], lr=0.1, momentum=0.5, weight_decay=0.25)
+    for lr in (0.1, 0.2):
+        sgd.param_groups[0]["lr"] = lr
+        plain.grad = torch.tensor([1.0])
+        sgd.step()
+    assert plain.item() != pytest.approx(w.item())
+    with pytest.raises(ValueError, match="Nesterov"):
+        OptimizerSpec(name="sgd_lr_in_momentum", nesterov=True).build([w])
+
+
+def test_warmup_poly_scheduler_per_step() -> None:
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = OptimizerSpec(name="sgd", lr=1.0).build([w])
+    sched = SchedulerSpec(name="warmup_poly", warmup_steps=10, power=0.9, floor_progress=0.8).build(
+        opt, total_steps=100
+    )
+    rates = []
+    for _ in range(100):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(0.01) and rates[5] == pytest.approx((0.01 + 0.99 * 0.25) * 0.95**0.9)
+    assert rates[99] == pytest.approx(0.2**0.9)  # ASG's floor
+    assert SchedulerSpec(name="warmup_poly").interval == "step"
