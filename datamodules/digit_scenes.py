@@ -31,7 +31,8 @@ from torch.utils.data import Dataset
 
 from datamodules.photo_blend import blend_on_photos
 from datamodules.real_digits import Background, Split, split_indices
-from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
+from datamodules.render_cache import cached_render
+from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig, config_record
 from datamodules.sources import SampleTensorDataset, Source
 from syn2real.batch import IGNORE_INDEX, Sample
 
@@ -221,7 +222,14 @@ class RenderedDigitScenesSource(Source):
         self.config = config or DigitsSimulatorConfig()
 
     def load(self, transform: Any = None) -> SampleTensorDataset:
-        images, labels, masks, depth = rendered_scene_tensors(self.num_samples, self.seed, self.config)
+        arguments = {"num_scenes": self.num_samples, "seed": self.seed, "config": config_record(self.config)}
+
+        def render() -> dict[str, Tensor | None]:
+            tensors = rendered_scene_tensors(self.num_samples, self.seed, self.config)
+            return dict(zip(("images", "labels", "masks", "depth"), tensors, strict=True))
+
+        out = cached_render("digit-scenes", arguments, render)
+        images, labels, masks, depth = out["images"], out["labels"], out["masks"], out["depth"]
         return SampleTensorDataset(
             images,
             labels=labels if self.use_labels else None,

@@ -16,7 +16,8 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
 from datamodules.format import Syn2RealDataset
 from datamodules.real_digits import Background, RealDigits, Split
-from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig
+from datamodules.render_cache import cached_render
+from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig, config_record
 from datamodules.stages import select_stages
 from syn2real.batch import IGNORE_INDEX, Sample
 
@@ -105,15 +106,20 @@ class DigitsSimulatorSource(Source):
         self.num_samples, self.seed, self.use_labels, self.domain = num_samples, seed, use_labels, domain
         self.config = config or DigitsSimulatorConfig()
 
-    def load(self, transform: Any = None) -> SampleTensorDataset:
+    def render(self) -> dict[str, torch.Tensor | None]:
+        """Images, labels, masks and depth of indices ``0..num_samples-1`` (in chunks of 512)."""
         sim = DigitsSimulator(self.config, seed=self.seed)
         chunks = [sim.render(range(i, min(i + 512, self.num_samples))) for i in range(0, self.num_samples, 512)]
-        cat = lambda key: torch.cat([getattr(c, key) for c in chunks])  # noqa: E731
+        return {key: torch.cat([getattr(c, key) for c in chunks]) for key in ("images", "labels", "masks", "depth")}
+
+    def load(self, transform: Any = None) -> SampleTensorDataset:
+        arguments = {"num_samples": self.num_samples, "seed": self.seed, "config": config_record(self.config)}
+        out = cached_render("digits", arguments, self.render)  # the same renders as self.render(), from disk
         return SampleTensorDataset(
-            cat("images"),
-            labels=cat("labels") if self.use_labels else None,
-            masks=cat("masks"),
-            depth=cat("depth"),
+            out["images"],
+            labels=out["labels"] if self.use_labels else None,
+            masks=out["masks"],
+            depth=out["depth"],
             domain=self.domain,
             prefix=f"sim{self.seed}-",
             transform=transform,

@@ -15,6 +15,14 @@ from datamodules.writer import DatasetWriter
 from syn2real.batch import Sample
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _render_cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Tests (and the commands they start) cache renders in a folder of their own, never in ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYN2REAL_CACHE_DIR", str(tmp_path_factory.mktemp("render_cache")))
+        yield
+
+
 def make_samples(n: int = 6, *, channels: int = 1, size: int = 8, num_classes: int = 3) -> list[Sample]:
     g = torch.Generator().manual_seed(0)
     out = []
