@@ -109,7 +109,7 @@ class ImageNetTaskNetwork(TaskNetwork):
         self.imagenet_head = self.backbone.get_classifier()
         self.imagenet_head.requires_grad_(False)
         self.input_size = input_size
-        self.feature_dim = self.backbone.num_features
+        self.feature_dim = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features  # pooled
         self.head = (
             nn.Sequential(nn.Linear(self.feature_dim, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
             if head_hidden
@@ -117,11 +117,10 @@ class ImageNetTaskNetwork(TaskNetwork):
         )
 
     @classmethod
-    def from_spec(cls, spec: TaskNetworkSpec, *, input_size: int, head_hidden: int, method: str) -> ImageNetTaskNetwork:
-        """The network a generalization method's ``network`` spec describes (classification only, for now)."""
-        if spec.task != "classification":
-            raise ValueError(f"{method} is implemented for classification; use network.task: classification")
-        return cls(
+    def from_spec(cls, spec: TaskNetworkSpec, *, input_size: int, head_hidden: int) -> ImageNetTaskNetwork:
+        """The network a generalization method's ``network`` spec describes (segmentation: an FCN-8s)."""
+        kind = ImageNetSegmenter if spec.task == "segmentation" else ImageNetTaskNetwork
+        return kind(
             arch=spec.arch,
             num_classes=spec.num_classes,
             in_channels=spec.in_channels,
@@ -150,6 +149,11 @@ class ImageNetTaskNetwork(TaskNetwork):
         """The kept ImageNet head's 1000-way logits on :meth:`forward_features`' output."""
         return self.imagenet_head(features)
 
+    def task_and_imagenet_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Task logits and the kept ImageNet head's logits from one pass of the backbone (ASG's two heads)."""
+        features = self.forward_features(images)
+        return self.forward_head(features), self.imagenet_logits(features)
+
     def frozen_copy(self) -> nn.Module:
         """A frozen copy of the backbone with its ImageNet head as it is now (the teacher / key encoder)."""
         return copy.deepcopy(self.backbone).eval().requires_grad_(False)
@@ -170,6 +174,61 @@ class ImageNetTaskNetwork(TaskNetwork):
                 groups[".".join(first[:2]) if first[0] in ("blocks", "stages") else first[0]] = params
         groups["task_head"] = list(self.head.parameters())
         return groups
+
+
+class ImageNetSegmenter(ImageNetTaskNetwork):
+    """The ImageNet classifier as an FCN-8s segmenter (ASG's segmentation network), its ImageNet head still kept.
+
+    ``forward_features`` gives the backbone's maps at strides 8 and 16 (the timm feature levels of those reductions)
+    and its final map; the head projects each to ``head_hidden`` channels (1×1), sums them coarse to fine with bilinear
+    upsampling (FCN-8s' skip fusion, in a hidden space), then ReLU and a 1×1 classifier; ``forward`` resizes the
+    logits to the input images' size. The ImageNet logits are the kept head on the pooled final map, as the
+    official code passes the student's pool5 through the teacher's classifier. Departure: FCN-8s on any timm
+    backbone (official: on VGG-16, with its fc6/fc7 as convolutions).
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        hidden = int(kwargs.get("head_hidden") or 256)
+        levels = {info["reduction"]: i for i, info in enumerate(self.backbone.feature_info)}
+        if 8 not in levels or 16 not in levels:
+            raise ValueError(f"{kwargs['arch']} has no stride-8 and stride-16 feature levels for an FCN-8s head")
+        self.skips = [levels[8], levels[16]]
+        channels = [*(self.backbone.feature_info[i]["num_chs"] for i in self.skips), self.backbone.num_features]
+        num_classes = int(kwargs["num_classes"])  # type: ignore[call-overload]
+        self.head = FCNHead(channels=channels, hidden=hidden, num_classes=num_classes)
+
+    def forward_features(self, images: Tensor) -> list[Tensor]:  # type: ignore[override]
+        final, skips = self.backbone.forward_intermediates(
+            self.normalize(images), indices=self.skips, intermediates_only=False
+        )
+        return [*skips, final]
+
+    def forward_head(self, features: list[Tensor]) -> Tensor:  # type: ignore[override]
+        return self.head(features)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.task_and_imagenet_logits(images)[0]
+
+    def task_and_imagenet_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        maps = self.forward_features(images)
+        logits = F.interpolate(self.head(maps), size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return logits, self.imagenet_logits(self.pool(maps[-1]))
+
+
+class FCNHead(nn.Module):
+    """FCN-8s skip fusion: 1×1 projections of the stride-8/16/32 maps, summed coarse to fine, ReLU, 1×1 classifier."""
+
+    def __init__(self, *, channels: list[int], hidden: int, num_classes: int) -> None:
+        super().__init__()
+        self.project = nn.ModuleList(nn.Conv2d(c, hidden, 1) for c in channels)
+        self.classify = nn.Conv2d(hidden, num_classes, 1)
+
+    def forward(self, maps: list[Tensor]) -> Tensor:
+        fused = self.project[-1](maps[-1])
+        for conv, skip in zip(reversed(self.project[:-1]), reversed(maps[:-1]), strict=True):
+            fused = F.interpolate(fused, size=skip.shape[-2:], mode="bilinear", align_corners=False) + conv(skip)
+        return self.classify(F.relu(fused))
 
 
 def frozen_modes(network: nn.Module, frozen: list[nn.Module], *, freeze_bn: bool) -> None:

@@ -23,7 +23,9 @@ layer groups are timm's coarse stages plus the task head (ResNet: conv1+bn1, lay
 release has 7, conv1 and bn1 apart); the policy's per-group input is the group's rate over its base (schedule factor
 times multiplier), as the release; evaluation is the zoo's (argmax accuracy on the real split, final weights, the
 validation-selected ones beside them), not the papers' mean per-class accuracy of flip-averaged sigmoid scores (the
-official code also selects on the real split it reports); classification only.
+official code also selects on the real split it reports). ``network.task: segmentation`` trains an FCN-8s on the same
+backbone (:class:`~generalization.backbone.ImageNetSegmenter`; official: FCN-8s on VGG-16, λ 75, capped at λ·KL ≤ 9
+in the L2O script) with the KL on the pooled final map through the kept ImageNet head, as the official code.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=SchedulerSpec(name="none"))
-        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden, method="ASG")
+        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden)
         self.teacher = self.network.frozen_copy()
         self.group_names = list(self.network.layer_groups())
         self.controller: LRController | None = None
@@ -110,16 +112,16 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
     # --- the objective -------------------------------------------------------------------------------------------
     def losses(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Task cross-entropy, proxy-guidance KL and the weighted objective of one batch."""
-        features = self.network.forward_features(images)
-        loss_task = task_loss(self.network.forward_head(features), labels)
+        task_logits, imagenet_logits = self.network.task_and_imagenet_logits(images)
+        loss_task = task_loss(task_logits, labels)
         weight = self.hparams.proxy_weight
         if weight > 0:
             teacher = frozen_imagenet_logits(self.teacher, self.network, images)
-            loss_proxy = proxy_guidance_loss(self.network.imagenet_logits(features), teacher)
+            loss_proxy = proxy_guidance_loss(imagenet_logits, teacher)
             if self.hparams.proxy_cap is not None and weight * float(loss_proxy.detach()) > self.hparams.proxy_cap:
                 weight = self.hparams.proxy_cap / float(loss_proxy.detach())
         else:
-            loss_proxy = features.new_zeros(())
+            loss_proxy = task_logits.new_zeros(())
         return {"loss": loss_task + weight * loss_proxy, "loss_task": loss_task, "loss_proxy": loss_proxy}
 
     # --- layer-wise learning rates -------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
     @property
     def head_weight(self) -> Tensor:
         """The task head's last weight matrix (a policy signal)."""
-        return [m for m in self.network.head.modules() if isinstance(m, nn.Linear)][-1].weight
+        return [m for m in self.network.head.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1].weight
 
     # --- Lightning -------------------------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:

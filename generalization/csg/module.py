@@ -98,10 +98,12 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
+        if spec.task != "classification":
+            raise ValueError("CSG is implemented for classification (its dense 8x8-patch variant is not built yet)")
         if not stages:
             raise ValueError("CSG needs at least one stage to contrast (e.g. stages: [3, final])")
         self.stages = list(stages)
-        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden, method="CSG")
+        self.network = ImageNetTaskNetwork.from_spec(spec, input_size=input_size, head_hidden=head_hidden)
         self.key_encoder = self.network.frozen_copy()
         with torch.no_grad():
             probe = torch.zeros(1, 3, input_size, input_size)

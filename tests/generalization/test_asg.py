@@ -179,11 +179,6 @@ def test_the_kept_imagenet_head_recognises_a_real_photo_through_the_task_network
     assert network(grey).shape == (2, 3)  # grey 32-px digits: repeated to RGB and upsampled inside
 
 
-def test_segmentation_is_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="classification"):
-        ASG(network={**SPEC.__dict__, "task": "segmentation"})
-
-
 def test_warmup_poly_factor_floor_and_no_floor() -> None:
     from syn2real.progress import warmup_poly_factor
 
@@ -191,3 +186,48 @@ def test_warmup_poly_factor_floor_and_no_floor() -> None:
     assert warmup_poly_factor(1000, 1000, floor_progress=1.0) == 0.0
     assert warmup_poly_factor(900, 1000, floor_progress=0.8) == pytest.approx(0.2**0.9)
     assert math.isclose(warmup_poly_factor(0, 10, warmup_steps=0), 1.0)
+
+
+def test_segmentation_variant_fcn8s_keeps_the_imagenet_head_on_the_pooled_final_map(tmp_path: Path) -> None:
+    from generalization.backbone import ImageNetSegmenter
+
+    spec = TaskNetworkSpec(
+        arch="efficientnet_lite0", num_classes=4, in_channels=3, task="segmentation", pretrained="imagenet-offline"
+    )
+    method = ASG(network=spec, input_size=64, head_hidden=8, proxy_weight=0.5)
+    net = method.network
+    assert isinstance(net, ImageNetSegmenter) and net.skips == [2, 3]  # Lite0's stride-8 and stride-16 levels
+    images, labels = torch.rand(2, 3, 48, 48), torch.randint(0, 4, (2, 48, 48))
+    labels[0, :5] = 255  # ignored pixels
+    with torch.no_grad():
+        w = net.backbone.conv_stem.weight
+        w.add_(torch.randn_like(w) * w.std())
+    out = method.losses(images, labels)
+    maps = net.forward_features(images)
+    assert [m.shape[-1] for m in maps] == [8, 4, 2]  # strides 8, 16, 32 of the 64-px input
+    logits = torch.nn.functional.interpolate(net.head(maps), size=(48, 48), mode="bilinear", align_corners=False)
+    assert net(images).shape == (2, 4, 48, 48) and torch.allclose(net(images), logits, atol=1e-6)
+    keep = labels != 255
+    ce = torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 1)[keep], labels[keep])
+    kl = proxy_guidance_loss(net.imagenet_head(net.pool(maps[-1])), method.teacher(net.normalize(images)))
+    assert out["loss_task"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(ce.item() + 0.5 * kl.item(), rel=1e-5) and kl.item() > 1e-4
+    data = RandomDataModule(num_classes=4, size=32, channels=3, task="segmentation", batch_size=2)
+    before = net.head.classify.weight.clone()
+    quiet_trainer(tmp_path, max_steps=2).fit(method, datamodule=data)
+    assert not torch.equal(before, net.head.classify.weight)
+
+
+def test_fcn_head_fuses_coarse_to_fine_by_hand() -> None:
+    from generalization.backbone import FCNHead
+
+    head = FCNHead(channels=[1, 1, 1], hidden=1, num_classes=1)
+    with torch.no_grad():
+        for conv in (*head.project, head.classify):
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+    maps = [torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2, 2), torch.full((1, 1, 1, 1), 2.0)]
+    maps[1][0, 0, 0, 0] = -5.0  # fused below zero there: the ReLU cuts it
+    out = head(maps)
+    assert out.shape == (1, 1, 4, 4)
+    assert out[0, 0, 3, 3].item() == pytest.approx(2.0) and out[0, 0, 0, 0].item() == 0.0

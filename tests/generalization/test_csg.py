@@ -146,3 +146,8 @@ def test_a_queue_larger_than_the_data_is_clamped_with_a_warning(tmp_path: Path) 
 def test_stages_must_be_given() -> None:
     with pytest.raises(ValueError, match="at least one stage"):
         _csg(stages=[])
+
+
+def test_segmentation_is_refused_until_its_patch_variant_exists() -> None:
+    with pytest.raises(ValueError, match="classification"):
+        CSG(network={**SPEC.__dict__, "task": "segmentation", "in_channels": 3})
