@@ -33,15 +33,21 @@ def test_policy_starts_near_uniform_over_the_eleven_multipliers() -> None:
     assert ACTIONS == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
+class RecordingPolicy(LRPolicy):
+    """A policy that keeps the inputs of every decision."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, signals: torch.Tensor, ratios: torch.Tensor, state: torch.Tensor):  # type: ignore[no-untyped-def]
+        self.inputs.append((signals.clone(), ratios.clone()))
+        return super().forward(signals, ratios, state)
+
+
 def test_windows_grow_with_the_steps_done_and_decisions_see_window_means() -> None:
-    seen: list[torch.Tensor] = []
-
-    class Recording(LRPolicy):
-        def forward(self, signals, ratios, state):  # type: ignore[no-untyped-def]
-            seen.append(signals.clone())
-            return super().forward(signals, ratios, state)
-
-    controller = LRController(Recording(groups=["a"]), min_window=10)
+    policy = RecordingPolicy(groups=["a"])
+    controller = LRController(policy, min_window=10)
     decisions, step = [], 0
     while step < 700:
         if controller.due(step):
@@ -53,6 +59,7 @@ def test_windows_grow_with_the_steps_done_and_decisions_see_window_means() -> No
     assert decisions[:3] == [10, 20, 30]  # the minimum window first
     gaps = [b - a for a, b in itertools.pairwise(decisions)]
     assert all(g == max(10, d // 20) for g, d in zip(gaps, decisions, strict=False))  # then steps_done // 20
+    seen = [signals for signals, _ in policy.inputs]
     assert seen[1][0].item() == pytest.approx(sum(range(10, 20)) / 10)  # mean task loss of the window
     assert seen[1][1].item() == pytest.approx(1.0)
     assert seen[1][3].item() == pytest.approx(0.5) and seen[1][4].item() == pytest.approx(float(torch.eye(2).std()))
@@ -152,17 +159,12 @@ def test_train_policy_refuses_a_config_of_another_method(tmp_path: Path, capsys:
 
 
 def test_the_policy_sees_each_groups_rate_over_its_base() -> None:
-    seen: list[torch.Tensor] = []
-
-    class Recording(LRPolicy):
-        def forward(self, signals, ratios, state):  # type: ignore[no-untyped-def]
-            seen.append(ratios.clone())
-            return super().forward(signals, ratios, state)
-
-    controller = LRController(Recording(groups=["a", "b"]), min_window=1)
+    policy = RecordingPolicy(groups=["a", "b"])
+    controller = LRController(policy, min_window=1)
     _observe(controller, 1.0)
     chosen = controller.decide(1, schedule_factor=0.5).multipliers
     _observe(controller, 1.0)
     controller.decide(2, schedule_factor=0.25)
+    seen = [ratios for _, ratios in policy.inputs]
     assert torch.allclose(seen[0], torch.tensor([0.5, 0.5]))  # multipliers start at 1
     assert torch.allclose(seen[1], 0.25 * torch.tensor(chosen))
