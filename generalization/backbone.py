@@ -109,6 +109,7 @@ class ImageNetTaskNetwork(TaskNetwork):
         self.imagenet_head = self.backbone.get_classifier()
         self.imagenet_head.requires_grad_(False)
         self.input_size = input_size
+        self.levels: list[int] = []  # feature levels the task head reads besides the final map (a segmenter's skips)
         self.feature_dim = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features  # pooled
         self.head = (
             nn.Sequential(nn.Linear(self.feature_dim, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
@@ -148,6 +149,10 @@ class ImageNetTaskNetwork(TaskNetwork):
     def imagenet_logits(self, features: Tensor) -> Tensor:
         """The kept ImageNet head's 1000-way logits on :meth:`forward_features`' output."""
         return self.imagenet_head(features)
+
+    def logits_from_maps(self, final: Tensor, raw: dict[int, Tensor], size: tuple[int, int]) -> Tensor:
+        """Task logits from backbone maps already computed (final map, raw maps of :attr:`levels`)."""
+        return self.forward_head(self.pool(final))
 
     def task_and_imagenet_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Task logits and the kept ImageNet head's logits from one pass of the backbone (ASG's two heads)."""
@@ -193,7 +198,7 @@ class ImageNetSegmenter(ImageNetTaskNetwork):
         levels = {info["reduction"]: i for i, info in enumerate(self.backbone.feature_info)}
         if 8 not in levels or 16 not in levels:
             raise ValueError(f"{kwargs['arch']} has no stride-8 and stride-16 feature levels for an FCN-8s head")
-        self.skips = [levels[8], levels[16]]
+        self.skips = self.levels = [levels[8], levels[16]]
         channels = [*(self.backbone.feature_info[i]["num_chs"] for i in self.skips), self.backbone.num_features]
         num_classes = int(kwargs["num_classes"])  # type: ignore[call-overload]
         self.head = FCNHead(channels=channels, hidden=hidden, num_classes=num_classes)
@@ -209,6 +214,10 @@ class ImageNetSegmenter(ImageNetTaskNetwork):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.task_and_imagenet_logits(images)[0]
+
+    def logits_from_maps(self, final: Tensor, raw: dict[int, Tensor], size: tuple[int, int]) -> Tensor:
+        logits = self.head([*(raw[i] for i in self.skips), final])
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     def task_and_imagenet_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
         maps = self.forward_features(images)
@@ -247,19 +256,26 @@ FINAL = "final"
 """A stage name: the backbone's last feature map (before pooling)."""
 
 
-def stage_maps(backbone: nn.Module, x: Tensor, stages: list[int | str]) -> tuple[Tensor, list[Tensor]]:
-    """The final feature map and the maps of ``stages`` (timm feature indices, or ``final``) for normalized ``x``.
+def backbone_maps(backbone: nn.Module, x: Tensor, levels: list[int]) -> tuple[Tensor, dict[int, Tensor]]:
+    """The final feature map and the raw maps of the timm feature ``levels`` for normalized ``x``, in one pass."""
+    indices = sorted(set(levels))
+    if not indices:
+        return backbone.forward_features(x), {}
+    final, inter = backbone.forward_intermediates(x, indices=indices, intermediates_only=False)
+    return final, dict(zip(indices, inter, strict=True))
 
-    Maps are made non-negative (ReLU): ResNet stage outputs already are; EfficientNet's block stages end in a linear
-    projection, and CSG's attentional pooling needs non-negative features.
+
+def stage_maps(
+    backbone: nn.Module, x: Tensor, stages: list[int | str], *, levels: list[int] = ()
+) -> tuple[Tensor, list[Tensor], dict[int, Tensor]]:
+    """The final map, the maps of ``stages`` (timm feature indices, or ``final``), and the raw maps of all levels.
+
+    Stage maps are made non-negative (ReLU): ResNet stage outputs already are; EfficientNet's block stages end in a
+    linear projection, and CSG's attentional pooling needs non-negative features. ``levels`` are more timm feature
+    levels to return raw (a segmenter's skips), from the same pass.
     """
-    indices = sorted({s for s in stages if s != FINAL})
-    if indices:
-        final, inter = backbone.forward_intermediates(x, indices=indices, intermediates_only=False)
-        by_index = dict(zip(indices, inter, strict=True))
-    else:
-        final, by_index = backbone.forward_features(x), {}
-    return final, [F.relu(final if s == FINAL else by_index[s]) for s in stages]
+    final, raw = backbone_maps(backbone, x, [*(s for s in stages if s != FINAL), *levels])
+    return final, [F.relu(final if s == FINAL else raw[s]) for s in stages], raw
 
 
 def frozen_imagenet_logits(teacher: nn.Module, network: ImageNetTaskNetwork, images: Tensor) -> Tensor:

@@ -22,7 +22,11 @@ map) through a ReLU (its block outputs are linear, A-pool needs non-negative map
 several keys of the same image, each a false negative); views are drawn on the CPU with albumentations (seeded from
 torch's generator); evaluation is the zoo's (argmax accuracy on the real split, final weights, validation-selected
 beside them), not the papers' mean per-class accuracy of flip-averaged sigmoid scores, so every row of the zoo is
-scored the same way; classification only (the segmentation variant's 8×8 patch grid is not built yet).
+scored the same way. Segmentation (dense CSG): the maps are cut into ``chunks × chunks`` patches, each A-pooled and
+contrasted with the same patch of the key view (the image colour-jittered: same pixels), the queue holding patch keys;
+the segmenter is the FCN-8s of :class:`~generalization.backbone.ImageNetSegmenter` (official: a DeepLab-v3-style ASPP
+head on a dilated ResNet), and the projection heads are trained (the official segmentation script leaves them out of
+its optimizer, a fixed random projection).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from generalization.csg.parts import (
     a_pool,
     augment_batch,
     info_nce,
+    key_color_jitter,
     momentum_update,
+    patches,
     rand_augment,
 )
 from syn2real.batch import Batch
@@ -71,6 +77,9 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         key_momentum: EMA momentum of the key heads (official: 0.999).
         apool: attentional pooling (official: on); ``false`` = global average pooling.
         augment_magnitude: RandAugment magnitude of both views (official: 6 of 30); 0 = no augmentation.
+            Segmentation: any positive value = the key view colour-jittered (0.4 each), the query unchanged.
+        chunks: dense CSG: each stage map cut into ``chunks × chunks`` patches, one anchor each (official
+            segmentation: 8; classification: 1).
         freeze_bn: keep the network in eval mode while training (official).
     """
 
@@ -93,13 +102,12 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         key_momentum: float = 0.999,
         apool: bool = True,
         augment_magnitude: int = 6,
+        chunks: int = 1,
         freeze_bn: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         spec = self.setup_task(network=network, optimizer=optimizer, scheduler=scheduler)
-        if spec.task != "classification":
-            raise ValueError("CSG is implemented for classification (its dense 8x8-patch variant is not built yet)")
         if not stages:
             raise ValueError("CSG needs at least one stage to contrast (e.g. stages: [3, final])")
         self.stages = list(stages)
@@ -107,26 +115,42 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         self.key_encoder = self.network.frozen_copy()
         with torch.no_grad():
             probe = torch.zeros(1, 3, input_size, input_size)
-            channels = [m.shape[1] for m in stage_maps(self.key_encoder, probe, self.stages)[1]]
+            probe_maps = stage_maps(self.key_encoder, probe, self.stages)[1]
+            channels = [m.shape[1] for m in probe_maps]
+        self.segmentation = spec.task == "segmentation"
+        for stage, m in zip(self.stages, probe_maps, strict=True):
+            if m.shape[-1] % chunks or m.shape[-2] % chunks:
+                raise ValueError(
+                    f"stage {stage}'s map is {tuple(m.shape[-2:])} at input_size {input_size}: not divisible into "
+                    f"chunks: {chunks} per side; change chunks or input_size"
+                )
         self.query_heads = nn.ModuleList(ProjectionHead(channels=c, dim=projection_dim) for c in channels)
         self.key_heads = nn.ModuleList(ProjectionHead(channels=c, dim=projection_dim) for c in channels)
         self.key_heads.load_state_dict(self.query_heads.state_dict())
         self.key_heads.requires_grad_(False)
         self.queues = nn.ModuleList(KeyQueue(size=queue_size, dim=projection_dim) for _ in channels)
-        self.augment = rand_augment(augment_magnitude) if augment_magnitude > 0 else None
+        self.augment = (
+            None
+            if augment_magnitude <= 0
+            else key_color_jitter()
+            if self.segmentation
+            else rand_augment(augment_magnitude)
+        )
 
     def setup(self, stage: str) -> None:
         """Clamp the queue to the training set's size (before a checkpoint's queues are restored)."""
         if stage != "fit":
             return
         try:
-            size = len(self.trainer.datamodule.train_dataloader().dataset)
+            images = len(self.trainer.datamodule.train_dataloader().dataset)
         except (AttributeError, TypeError):
             return
+        size = images * self.hparams.chunks**2  # one key per image, or per patch
         if size < self.hparams.queue_size:
             warnings.warn(
-                f"CSG's queue_size {self.hparams.queue_size} exceeds the {size} training images; clamped to {size} "
-                "(a larger queue would hold several keys of one image, each a false negative)",
+                f"CSG's queue_size {self.hparams.queue_size} exceeds the {size} training "
+                f"{'images' if self.hparams.chunks == 1 else 'patches'}; clamped to {size} (a larger queue would "
+                "hold several keys of one image, each a false negative)",
                 stacklevel=2,
             )
             for queue in self.queues:
@@ -145,12 +169,22 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         frozen_modes(self.network, [self.key_encoder], freeze_bn=self.hparams.freeze_bn)
 
     def views(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Two independently augmented views (the same image twice without augmentation)."""
+        """Query and key views: two RandAugment draws (the same image twice without augmentation).
+
+        Segmentation: the image and a colour-jittered copy (the same pixels: patch i of one is patch i of the other).
+        """
         if self.augment is None:
             return images, images
+        if self.segmentation:
+            return images, augment_batch(images, self.augment)
         return augment_batch(images, self.augment), augment_batch(images, self.augment)
 
     def pool(self, maps: Tensor, attention_from: Tensor | None = None) -> Tensor:
+        """A-pool (or average pooling) of every map, or of every patch of a ``chunks × chunks`` grid (dense CSG)."""
+        c = self.hparams.chunks
+        if c > 1:
+            maps = patches(maps, c)
+            attention_from = None if attention_from is None else patches(attention_from, c)
         return a_pool(maps, attention_from) if self.hparams.apool else maps.mean(dim=(2, 3))
 
     def losses(
@@ -161,12 +195,12 @@ class CSG(CheckpointedTorchRandomState, TaskEvaluation):
         The queues are not changed (the caller enqueues the keys after the step).
         """
         net = self.network
-        final, query_maps = stage_maps(net.backbone, net.normalize(query_images), self.stages)
-        loss_task = task_loss(net.forward_head(net.pool(final)), labels)
+        final, query_maps, raw = stage_maps(net.backbone, net.normalize(query_images), self.stages, levels=net.levels)
+        loss_task = task_loss(net.logits_from_maps(final, raw, query_images.shape[-2:]), labels)
         with torch.no_grad():
             key_x = net.normalize(key_images)
-            _, attention_maps = stage_maps(net.backbone, key_x, self.stages)  # trainable encoder on the key view
-            _, key_maps = stage_maps(self.key_encoder, key_x, self.stages)
+            _, attention_maps, _ = stage_maps(net.backbone, key_x, self.stages)  # trainable encoder on the key view
+            _, key_maps, _ = stage_maps(self.key_encoder, key_x, self.stages)
         out = {"loss_task": loss_task}
         keys = []
         for i, (q_map, k_map, a_map) in enumerate(zip(query_maps, key_maps, attention_maps, strict=True)):

@@ -117,6 +117,23 @@ def rand_augment(magnitude: int = 6) -> A.Compose:
     return A.Compose([A.OneOf(ops, p=1)])
 
 
+def key_color_jitter() -> A.Compose:
+    """Dense CSG's key view: ColorJitter 0.4 brightness, contrast, saturation and hue (no geometric change)."""
+    return A.Compose([A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.4, p=1)])
+
+
+def patches(maps: Tensor, chunks: int) -> Tensor:
+    """``(B, C, H, W)`` → ``(B·chunks², C, H/chunks, W/chunks)``: the grid cells of every map, image-major, row-major.
+
+    Examples:
+        >>> patches(torch.arange(16.0).view(1, 1, 4, 4), 2)[1, 0].tolist()  # the top-right cell
+        [[2.0, 3.0], [6.0, 7.0]]
+    """
+    b, c, h, w = maps.shape
+    cells = maps.view(b, c, chunks, h // chunks, chunks, w // chunks).permute(0, 2, 4, 1, 3, 5)
+    return cells.reshape(b * chunks * chunks, c, h // chunks, w // chunks)
+
+
 def augment_batch(images: Tensor, transform: A.Compose) -> Tensor:
     """Apply an albumentations pipeline to every image of a ``(B, C, H, W)`` batch in [0, 1] (one draw each).
 

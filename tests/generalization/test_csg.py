@@ -12,7 +12,15 @@ import torch
 from datamodules import RandomDataModule
 from generalization.backbone import stage_maps
 from generalization.csg import CSG
-from generalization.csg.parts import KeyQueue, a_pool, augment_batch, info_nce, momentum_update, rand_augment
+from generalization.csg.parts import (
+    KeyQueue,
+    a_pool,
+    augment_batch,
+    info_nce,
+    momentum_update,
+    patches,
+    rand_augment,
+)
 from syn2real.tasks import TaskNetworkSpec
 from tests.conftest import quiet_trainer
 
@@ -82,9 +90,9 @@ def test_objective_is_task_plus_weighted_infonce_over_stages_from_its_pieces() -
     labels = torch.tensor([0, 1, 2, 0])
     out, keys = method.losses(q_img, k_img, labels)
     net = method.network
-    final, q_maps = stage_maps(net.backbone, net.normalize(q_img), method.stages)
-    _, att = stage_maps(net.backbone, net.normalize(k_img), method.stages)
-    _, k_maps = stage_maps(method.key_encoder, net.normalize(k_img), method.stages)
+    final, q_maps, _ = stage_maps(net.backbone, net.normalize(q_img), method.stages)
+    _, att, _ = stage_maps(net.backbone, net.normalize(k_img), method.stages)
+    _, k_maps, _ = stage_maps(method.key_encoder, net.normalize(k_img), method.stages)
     total = torch.nn.functional.cross_entropy(net.head(net.pool(final)), labels)
     assert out["loss_task"].item() == pytest.approx(total.item(), rel=1e-5)
     nce = 0.0
@@ -148,6 +156,38 @@ def test_stages_must_be_given() -> None:
         _csg(stages=[])
 
 
-def test_segmentation_is_refused_until_its_patch_variant_exists() -> None:
-    with pytest.raises(ValueError, match="classification"):
-        CSG(network={**SPEC.__dict__, "task": "segmentation", "in_channels": 3})
+SEG = TaskNetworkSpec(
+    arch="efficientnet_lite0", num_classes=4, in_channels=3, task="segmentation", pretrained="imagenet-offline"
+)
+
+
+def test_dense_csg_contrasts_patches_of_a_colour_jittered_key_view(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    method = CSG(network=SEG, input_size=64, head_hidden=8, projection_dim=8, queue_size=64, chunks=2)
+    images, labels = torch.rand(2, 3, 32, 32), torch.randint(0, 4, (2, 32, 32))
+    query, key = method.views(images)
+    assert query is images and not torch.equal(key, images)  # same pixels, only the colours of the key change
+    out, keys = method.losses(query, key, labels)
+    assert [k.shape for k in keys] == [(8, 8), (8, 8)]  # 2 images x 2x2 patches per stage
+    net = method.network
+    _, q_maps, _ = stage_maps(net.backbone, net.normalize(query), method.stages)
+    _, att, _ = stage_maps(net.backbone, net.normalize(key), method.stages)
+    _, k_maps, _ = stage_maps(method.key_encoder, net.normalize(key), method.stages)
+    nce = 0.0
+    for i in range(2):
+        q = torch.nn.functional.normalize(method.query_heads[i](a_pool(patches(q_maps[i], 2))), dim=1)
+        k = torch.nn.functional.normalize(method.key_heads[i](a_pool(patches(k_maps[i], 2), patches(att[i], 2))), dim=1)
+        assert torch.allclose(k, keys[i], atol=1e-5)
+        nce += info_nce(q, k, method.queues[i].keys, 0.07).item()
+    ce = torch.nn.functional.cross_entropy(net(query), labels)
+    assert out["loss"].item() == pytest.approx(ce.item() + 0.1 * nce, rel=1e-5)
+    big = CSG(network=SEG, input_size=64, head_hidden=8, projection_dim=8, queue_size=100, chunks=2)
+    data = RandomDataModule(num_classes=4, size=32, channels=3, task="segmentation", batch_size=2)
+    with pytest.warns(UserWarning, match="exceeds the 64 training patches; clamped to 64"):
+        quiet_trainer(tmp_path, max_steps=1).fit(big, datamodule=data)
+    assert int(big.queues[0].pointer) == 8  # one key per patch enqueued
+
+
+def test_chunks_that_do_not_divide_a_stage_map_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"stage final's map is \(2, 2\) at input_size 64: not divisible"):
+        CSG(network=SEG, input_size=64, chunks=4, queue_size=8)
