@@ -14,6 +14,7 @@ labels, masks and other exact small values are stored compactly and restored); d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from torch import Tensor
 
 ENV = "SYN2REAL_CACHE_DIR"
 OFF = ("", "0", "off", "none", "false")
-_SOURCES = ("simulator.py", "glyphs.py", "digit_scenes.py")
+_SOURCES = ("simulator.py", "glyphs.py", "digit_scenes.py", "sources.py", "render_cache.py", "../syn2real/batch.py")
 
 
 def cache_dir() -> Path | None:
@@ -43,11 +44,12 @@ def cache_dir() -> Path | None:
 def _code_digest() -> str:
     import matplotlib
     import numpy as np
+    import PIL
 
     h = hashlib.sha256()
     for name in _SOURCES:
         h.update((Path(__file__).parent / name).read_bytes())
-    h.update(f"{torch.__version__}|{np.__version__}|{matplotlib.__version__}".encode())
+    h.update(f"{torch.__version__}|{np.__version__}|{matplotlib.__version__}|{PIL.__version__}".encode())
     return h.hexdigest()
 
 
@@ -83,21 +85,29 @@ def cached_render(
     renderer: str, arguments: dict[str, Any], render: Callable[[], dict[str, Tensor | None]]
 ) -> dict[str, Tensor | None]:
     """``render()``'s tensors, from the cache when this renderer already drew them for these arguments."""
-    root = cache_dir()
-    if root is None:
+    try:
+        root = cache_dir()
+        path = None if root is None else root / cache_key(renderer, arguments)
+        cached = path is not None and path.is_file()
+    except (OSError, RuntimeError) as err:  # no home folder, a folder we may not enter: no cache
+        warnings.warn(f"render cache unavailable ({err}); rendering", stacklevel=2)
         return render()
-    path = root / cache_key(renderer, arguments)
-    if path.is_file():
+    if path is None:
+        return render()
+    if cached:
         try:
             return _restore(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as err:  # a damaged file: render again and replace it
             warnings.warn(f"render cache {path} unreadable ({type(err).__name__}); rendering again", stacklevel=2)
     tensors = render()
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        torch.save(_compact(tensors), partial)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(_compact(tensors), partial)  # torch reports a full disk as RuntimeError
         os.replace(partial, path)  # atomic: readers see the whole file or none
-    except OSError as err:  # a read-only or full disk costs the cache, not the run
-        warnings.warn(f"render cache {root} not writable ({err}); continuing without it", stacklevel=2)
+    except (OSError, RuntimeError) as err:  # a read-only or full disk costs the cache, not the run
+        warnings.warn(f"render cache {path.parent} not writable ({err}); continuing without it", stacklevel=2)
+    finally:
+        with contextlib.suppress(OSError):  # nothing to remove where nothing could be written
+            partial.unlink(missing_ok=True)
     return tensors

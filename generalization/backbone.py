@@ -170,15 +170,37 @@ class ImageNetTaskNetwork(TaskNetwork):
         (the last with ``conv_head``); ResNets: ``conv1``, ``layer1`` ... ``layer4``.
         """
         named = dict(self.backbone.named_parameters())
-        head = {id(p) for p in self.imagenet_head.parameters()}
         groups: dict[str, list[nn.Parameter]] = {}
         for names in group_parameters(self.backbone, self.backbone.group_matcher(coarse=True)).values():
-            params = [named[n] for n in names if id(named[n]) not in head]
+            params = [named[n] for n in names if named[n].requires_grad]  # not the kept ImageNet head
             if params:
-                first = names[0].split(".")
-                groups[".".join(first[:2]) if first[0] in ("blocks", "stages") else first[0]] = params
+                name = group_name(names)
+                if name in groups:
+                    raise ValueError(f"two layer groups of {type(self.backbone).__name__} are both named {name!r}")
+                groups[name] = params
         groups["task_head"] = list(self.head.parameters())
         return groups
+
+
+def group_name(names: list[str]) -> str:
+    """A layer group's name: its parameters' common module path, else the first one's container and index.
+
+    Examples:
+        >>> group_name(["layer1.0.conv1.weight", "layer1.1.bn2.bias"]), group_name(["features.2.weight"])
+        ('layer1', 'features.2')
+        >>> group_name(["conv_stem.weight", "bn1.weight"]), group_name(["blocks.6.0.conv_pw.weight", "bn2.bias"])
+        ('conv_stem', 'blocks.6')
+    """
+    paths = [n.split(".")[:-1] for n in names]
+    common = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    if common:
+        return ".".join(common)
+    first = names[0].split(".")
+    return ".".join(first[:2]) if len(first) > 2 and first[1].isdigit() else first[0]
 
 
 class ImageNetSegmenter(ImageNetTaskNetwork):
@@ -189,12 +211,16 @@ class ImageNetSegmenter(ImageNetTaskNetwork):
     upsampling (FCN-8s' skip fusion, in a hidden space), then ReLU and a 1×1 classifier; ``forward`` resizes the
     logits to the input images' size. The ImageNet logits are the kept head on the pooled final map, as the
     official code passes the student's pool5 through the teacher's classifier. Departure: FCN-8s on any timm
-    backbone (official: on VGG-16, with its fc6/fc7 as convolutions).
+    backbone (official: on VGG-16, with its fc6/fc7 as convolutions). Inputs are resized to ``input_size``² inside
+    (a non-square frame is squashed, the logits resized back to its shape).
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        hidden = int(kwargs.get("head_hidden") or 256)
+        hidden = int(kwargs.get("head_hidden") or 256)  # the FCN head's width (0: 256)
+        pre_logits = getattr(self.backbone, "pre_logits", None)
+        if pre_logits is not None:  # VGG's fc6/fc7: on the ImageNet path only, frozen like the teacher's (official)
+            pre_logits.requires_grad_(False)
         levels = {info["reduction"]: i for i, info in enumerate(self.backbone.feature_info)}
         if 8 not in levels or 16 not in levels:
             raise ValueError(f"{kwargs['arch']} has no stride-8 and stride-16 feature levels for an FCN-8s head")

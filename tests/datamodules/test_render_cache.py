@@ -74,6 +74,15 @@ def test_off_and_unwritable_caches_still_render(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv(render_cache.ENV, str(blocker / "cache"))
     with pytest.warns(UserWarning, match="not writable"):
         assert len(DigitsSimulatorSource(num_samples=4).load()) == 4
+    monkeypatch.setenv(render_cache.ENV, str(tmp_path / "full"))
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("No space left on device")  # how torch.save reports it
+
+    monkeypatch.setattr(render_cache.torch, "save", disk_full)
+    with pytest.warns(UserWarning, match="No space left"):
+        assert len(DigitsSimulatorSource(num_samples=4).load()) == 4
+    assert not list((tmp_path / "full").iterdir())  # no partial file left behind
 
 
 def test_rendered_scenes_are_cached_too(cache: Path) -> None:

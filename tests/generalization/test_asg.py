@@ -164,6 +164,13 @@ def test_a_full_checkpoint_path_loads_every_tensor(tmp_path: Path) -> None:
     torch.save({"state_dict": model.state_dict()}, tmp_path / "r18.ckpt")
     loaded = imagenet_classifier("resnet18", str(tmp_path / "r18.ckpt"))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+    network = ImageNetTaskNetwork(
+        arch="resnet18", num_classes=3, in_channels=3, pretrained=str(tmp_path / "r18.ckpt"), input_size=32
+    )
+    groups = network.layer_groups()
+    assert list(groups) == ["conv1", "layer1", "layer2", "layer3", "layer4", "task_head"]
+    trainable = {id(p) for p in network.parameters() if p.requires_grad}
+    assert sorted(id(p) for ps in groups.values() for p in ps) == sorted(trainable)  # each in exactly one group
 
 
 @torch.no_grad()
