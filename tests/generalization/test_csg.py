@@ -51,6 +51,17 @@ def test_info_nce_by_hand() -> None:
     assert info_nce(q, k, negatives, tau).item() == pytest.approx(-math.log(pos / (pos + negs)), rel=1e-6)
 
 
+def test_info_nce_is_smallest_when_the_views_are_identical() -> None:
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(4, 16), dim=1)
+    negatives = torch.nn.functional.normalize(torch.randn(32, 16), dim=1)
+    identical = info_nce(q, q, negatives, 0.07)
+    for _ in range(20):  # any other unit positive scores worse
+        other = torch.nn.functional.normalize(q + 0.5 * torch.randn(4, 16), dim=1)
+        assert info_nce(q, other, negatives, 0.07) > identical
+    assert identical < math.log(1 + 32)  # and better than chance among the 33 candidates
+
+
 def test_queue_is_fifo_and_wraps_around() -> None:
     queue = KeyQueue(size=4, dim=2)
     assert torch.allclose(queue.keys.norm(dim=1), torch.ones(4))  # random unit keys at the start
