@@ -183,13 +183,16 @@ class ImageNetTaskNetwork(TaskNetwork):
 
 
 def group_name(names: list[str]) -> str:
-    """A layer group's name: its parameters' common module path, else the first one's container and index.
+    """A layer group's name: its parameters' common module path (at most two levels), else the first one's container.
 
     Examples:
         >>> group_name(["layer1.0.conv1.weight", "layer1.1.bn2.bias"]), group_name(["features.2.weight"])
         ('layer1', 'features.2')
         >>> group_name(["conv_stem.weight", "bn1.weight"]), group_name(["blocks.6.0.conv_pw.weight", "bn2.bias"])
         ('conv_stem', 'blocks.6')
+        >>> group_name(["blocks.0.0.conv_dw.weight", "blocks.0.0.bn1.bias"])  # a stage of one block
+        'blocks.0'
+
     """
     paths = [n.split(".")[:-1] for n in names]
     common = []
@@ -198,7 +201,7 @@ def group_name(names: list[str]) -> str:
             break
         common.append(parts[0])
     if common:
-        return ".".join(common)
+        return ".".join(common[:2])
     first = names[0].split(".")
     return ".".join(first[:2]) if len(first) > 2 and first[1].isdigit() else first[0]
 
