@@ -168,3 +168,9 @@ def test_the_policy_sees_each_groups_rate_over_its_base() -> None:
     seen = [ratios for _, ratios in policy.inputs]
     assert torch.allclose(seen[0], torch.tensor([0.5, 0.5]))  # multipliers start at 1
     assert torch.allclose(seen[1], 0.25 * torch.tensor(chosen))
+
+
+def test_the_shipped_digits_policy_fits_the_digits_network() -> None:
+    groups = ["conv_stem", *(f"blocks.{i}" for i in range(7)), "task_head"]
+    policy = load_policy(REPO / "configs/policies/asg_lite0_digits.pt", groups=groups, backbone="efficientnet_lite0")
+    assert policy.groups == groups and sum(p.numel() for p in policy.parameters()) < 50_000  # small enough to ship
