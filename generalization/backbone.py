@@ -52,7 +52,7 @@ def imagenet_classifier(arch: str, pretrained: str | None) -> nn.Module:
         if arch != "efficientnet_lite0":
             raise FileNotFoundError(f"offline ImageNet weights exist only for efficientnet_lite0, not {arch}: {where}")
         return efficientnet_lite0_imagenet().eval()
-    if pretrained == HUB:
+    if pretrained == HUB:  # the only path that may reach the network, and only when the config asks for it
         try:
             return timm.create_model(arch, pretrained=True).eval()
         except Exception as err:  # any download or cache failure means: no weights here
@@ -227,31 +227,34 @@ class ImageNetSegmenter(ImageNetTaskNetwork):
         levels = {info["reduction"]: i for i, info in enumerate(self.backbone.feature_info)}
         if 8 not in levels or 16 not in levels:
             raise ValueError(f"{kwargs['arch']} has no stride-8 and stride-16 feature levels for an FCN-8s head")
-        self.skips = self.levels = [levels[8], levels[16]]
+        self.levels = [levels[8], levels[16]]
         channels = [*(self.backbone.feature_info[i]["num_chs"] for i in self.skips), self.backbone.num_features]
         num_classes = int(kwargs["num_classes"])  # type: ignore[call-overload]
         self.head = FCNHead(channels=channels, hidden=hidden, num_classes=num_classes)
 
+    @property
+    def skips(self) -> list[int]:
+        """The stride-8 and stride-16 feature levels the FCN head fuses (= :attr:`levels`)."""
+        return self.levels
+
     def forward_features(self, images: Tensor) -> list[Tensor]:  # type: ignore[override]
-        final, skips = self.backbone.forward_intermediates(
-            self.normalize(images), indices=self.skips, intermediates_only=False
-        )
-        return [*skips, final]
+        final, raw = backbone_maps(self.backbone, self.normalize(images), self.levels)
+        return [*(raw[i] for i in self.levels), final]
 
     def forward_head(self, features: list[Tensor]) -> Tensor:  # type: ignore[override]
         return self.head(features)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.task_and_imagenet_logits(images)[0]
+    def forward(self, images: Tensor) -> Tensor:  # task logits only: evaluation skips the ImageNet head
+        final, raw = backbone_maps(self.backbone, self.normalize(images), self.levels)
+        return self.logits_from_maps(final, raw, images.shape[-2:])
 
     def logits_from_maps(self, final: Tensor, raw: dict[int, Tensor], size: tuple[int, int]) -> Tensor:
-        logits = self.head([*(raw[i] for i in self.skips), final])
+        logits = self.head([*(raw[i] for i in self.levels), final])
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     def task_and_imagenet_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        maps = self.forward_features(images)
-        logits = F.interpolate(self.head(maps), size=images.shape[-2:], mode="bilinear", align_corners=False)
-        return logits, self.imagenet_logits(self.pool(maps[-1]))
+        final, raw = backbone_maps(self.backbone, self.normalize(images), self.levels)
+        return self.logits_from_maps(final, raw, images.shape[-2:]), self.imagenet_logits(self.pool(final))
 
 
 class FCNHead(nn.Module):

@@ -93,8 +93,7 @@ def run_episode(
             if episode.decisions:  # the window that ends here is the outcome of the last decision
                 episode.rewards.append(controller.window_reward())
             episode.decisions.append(controller.decide(step, method.schedule_factor(step, run_steps)))
-        for group, lr in zip(optimizer.param_groups, method.group_lrs(step, run_steps), strict=True):
-            group["lr"] = lr
+        method.set_lrs(optimizer, step, run_steps)
         batch = next(batches)
         out = method.losses(batch.images, batch.labels)
         check_finite(out["loss"], name="train-policy episode loss", step=step)

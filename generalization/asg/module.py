@@ -147,6 +147,11 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
         mults = self.controller.multipliers.tolist() if self.controller is not None else [1.0] * len(self.group_names)
         return [base * factor * m for base, m in zip(self.base_lrs(), mults, strict=True)]
 
+    def set_lrs(self, optimizer: torch.optim.Optimizer, step: int, total_steps: int) -> None:
+        """Give the optimizer's groups (built by :meth:`build_optimizer`) the rates of step ``step``."""
+        for group, lr in zip(optimizer.param_groups, self.group_lrs(step, total_steps), strict=True):
+            group["lr"] = lr
+
     def decide(self, step: int, total_steps: int) -> Decision | None:
         """Let the policy act if its window is over."""
         if self.controller is None or not self.controller.due(step):
@@ -177,8 +182,7 @@ class ASG(CheckpointedTorchRandomState, TaskEvaluation):
         if decision is not None:
             for name, m in zip(self.group_names, decision.multipliers, strict=True):
                 self.log(f"policy/{name}", m, batch_size=len(batch))
-        for group, lr in zip(self.trainer.optimizers[0].param_groups, self.group_lrs(step, total), strict=True):
-            group["lr"] = lr
+        self.set_lrs(self.trainer.optimizers[0], step, total)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if batch.labels is None:
