@@ -136,3 +136,44 @@ def test_validation_logs_feature_distances_and_saves_a_sample_grid(tmp_path: Pat
     assert torch.isfinite(trainer.callback_metrics["val/kid_effnet"])
     grid = Path(trainer.log_dir) / "samples" / "epoch000.png"
     assert grid.is_file()
+
+
+def _losses_and_grads(model: CycleGAN, a: torch.Tensor, b: torch.Tensor) -> tuple[dict, dict]:
+    model.zero_grad()
+    losses_g, fake_b, fake_a = model.generator_losses(a, b)
+    losses_d = model.discriminator_losses(a, b, fake_b.detach(), fake_a.detach())
+    (losses_g["loss_g"] + losses_d["loss_d"]).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return {k: v.detach() for k, v in {**losses_g, **losses_d}.items()}, grads
+
+
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_batched_network_calls_equal_the_per_term_calls(
+    monkeypatch: pytest.MonkeyPatch, lambda_identity: float
+) -> None:
+    torch.manual_seed(0)
+    model = CycleGAN(**{**TINY, "pool_size": 0, "lambda_identity": lambda_identity})
+    a, b = torch.rand(3, 1, 16, 16), torch.rand(2, 1, 16, 16)  # unequal batches, as a loader's last batch can be
+    calls = {"gen": 0, "disc": 0}
+    for net, kind in ((model.gen_s2t, "gen"), (model.gen_t2s, "gen"), (model.disc_s, "disc"), (model.disc_t, "disc")):
+        net.register_forward_hook(lambda *_, kind=kind: calls.__setitem__(kind, calls[kind] + 1))
+    batched, batched_grads = _losses_and_grads(model, a, b)
+    assert calls == {"gen": 3, "disc": 4}  # 2 in the generator terms, one per discriminator on real + fake
+    monkeypatch.setattr(CycleGAN, "batched_calls", property(lambda self: False))
+    calls.update(gen=0, disc=0)
+    separate, separate_grads = _losses_and_grads(model, a, b)
+    assert calls == {"gen": 6 if lambda_identity else 4, "disc": 6}
+    for name in separate:
+        torch.testing.assert_close(batched[name], separate[name], rtol=1e-5, atol=1e-6)
+    assert batched_grads.keys() == separate_grads.keys() and len(batched_grads) == len(list(model.parameters()))
+    for name in separate_grads:
+        torch.testing.assert_close(batched_grads[name], separate_grads[name], rtol=1e-4, atol=1e-5)  # summation order
+
+
+def test_batch_norm_keeps_the_calls_separate() -> None:
+    model = CycleGAN(**{**TINY, "norm": "batch"})
+    assert not model.batched_calls
+    count = []
+    model.gen_s2t.register_forward_hook(lambda *_: count.append(1))
+    model.generator_losses(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))
+    assert len(count) == 3  # G(a), G(F(b)), G(b): one call each, batch statistics of each input alone
