@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
-from datamodules.imageio import image_size, read_depth, read_image, read_label_map
+from datamodules.imageio import depth_header, image_size, read_depth, read_image, read_label_map
 from syn2real.batch import IGNORE_INDEX, Sample
 
 FORMAT_NAME = "syn2real-dataset"
@@ -175,12 +175,19 @@ class Syn2RealDataset(Dataset[Sample]):
         domain: domain id written into each sample (0 = source/synthetic).
         use_labels: set ``False`` to drop labels (unlabeled use of a labeled dataset).
         transform: optional callable ``Sample -> Sample`` (augmentation).
-        verify: check every file on open (every image, mask and label map fully decoded, depth maps loaded). Turn
-            off only for datasets you just validated.
+        verify: check every file on open (every image, mask and label map fully decoded, depth maps loaded);
+            ``"headers"`` reads only each file's header (sizes and depth shapes: what an export that decodes every
+            image anyway needs up front); ``False`` only for datasets you just validated.
     """
 
     def __init__(
-        self, root: str | Path, *, domain: int = 0, use_labels: bool = True, transform: Any = None, verify: bool = True
+        self,
+        root: str | Path,
+        *,
+        domain: int = 0,
+        use_labels: bool = True,
+        transform: Any = None,
+        verify: bool | Literal["headers"] = True,
     ) -> None:
         self.root = Path(root)
         self.info = read_info(self.root)
@@ -194,7 +201,7 @@ class Syn2RealDataset(Dataset[Sample]):
     def classes(self) -> list[str]:
         return self.info.classes
 
-    def _check_rows(self, *, verify: bool) -> list[int]:
+    def _check_rows(self, *, verify: bool | str) -> list[int]:
         table = self.root / "samples.csv"
         if not self.rows:
             raise DatasetError(table, "has no rows", "write at least one sample")
@@ -213,17 +220,17 @@ class Syn2RealDataset(Dataset[Sample]):
             seen.add(row.id)
             labels.append(self._check_label(row, where, verify))
             if verify:
-                self._check_files(row, where)
+                self._check_files(row, where, decode=verify is True)
         return labels
 
-    def _check_label(self, row: Row, where: str, verify: bool) -> int:
+    def _check_label(self, row: Row, where: str, verify: bool | str) -> int:
         if not self.info.labels:
             return -1
         if self.info.task == "segmentation":
             if not row.label:
                 raise DatasetError(where, "has no label map", "fill the 'label' column with the label PNG's path")
             if verify:
-                self._check_size(self.root / row.label, where, "label map")
+                self._check_size(self.root / row.label, where, "label map", decode=verify is True)
             return -1
         if not row.label:
             raise DatasetError(
@@ -245,8 +252,8 @@ class Syn2RealDataset(Dataset[Sample]):
             )
         return label
 
-    def _check_files(self, row: Row, where: str) -> None:
-        self._check_size(self.root / row.image, where, "image")
+    def _check_files(self, row: Row, where: str, *, decode: bool) -> None:
+        self._check_size(self.root / row.image, where, "image", decode=decode)
         for flag, rel, what in ((self.info.masks, row.mask, "mask"), (self.info.depth, row.depth, "depth")):
             if not flag:
                 continue
@@ -257,7 +264,7 @@ class Syn2RealDataset(Dataset[Sample]):
                     f"add the {what} file or set modalities.{what} to false",
                 )
             if what == "depth":
-                shape = tuple(read_depth(self.root / rel).shape[-2:])
+                shape = tuple((read_depth(self.root / rel) if decode else depth_header(self.root / rel)).shape[-2:])
                 if shape != self.info.size:
                     raise DatasetError(
                         self.root / rel,
@@ -265,14 +272,14 @@ class Syn2RealDataset(Dataset[Sample]):
                         "re-render the depth map at the image size",
                     )
             else:
-                self._check_size(self.root / rel, where, what)
+                self._check_size(self.root / rel, where, what, decode=decode)
 
-    def _check_size(self, path: Path, where: str, what: str) -> None:
+    def _check_size(self, path: Path, where: str, what: str, *, decode: bool) -> None:
         if not path.is_file():
             raise DatasetError(
                 path, f"{what} listed at {where} is missing", "restore the file or remove its row from samples.csv"
             )
-        size = image_size(path, decode=True)
+        size = image_size(path, decode=decode)
         if size != self.info.size:
             raise DatasetError(
                 path,

@@ -91,23 +91,20 @@ def read_depth(path: Path) -> Tensor:
     return torch.from_numpy(np.asarray(arr, dtype=np.float32)).reshape(1, *arr.shape[-2:])
 
 
-def to_uint8(image: Tensor) -> np.ndarray:
-    """``C×H×W`` [0, 1] tensor -> ``H×W`` or ``H×W×C`` uint8 array, rounding to nearest."""
-    arr = image.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu().numpy()
-    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+def depth_header(path: Path) -> np.ndarray:
+    """A depth ``.npy`` opened by its header only (memory-mapped: shape and dtype, no values read)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DatasetError(path, "depth map is missing", "restore it or remove its row") from None
+    except (ValueError, OSError) as err:
+        raise DatasetError(path, f"cannot be read as a .npy depth map ({err})", "re-export this file") from None
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1)):
+        raise DatasetError(path, f"depth map has shape {arr.shape}", "save one H×W float array per sample")
+    return arr
 
 
-def write_image(path: Path, image: Tensor) -> None:
-    Image.fromarray(to_uint8(image)).save(path)
-
-
-def write_mask(path: Path, mask: Tensor) -> None:
-    Image.fromarray((mask.detach().reshape(mask.shape[-2:]) > 0.5).to(torch.uint8).mul(255).cpu().numpy()).save(path)
-
-
-def write_label_map(path: Path, labels: Tensor) -> None:
-    Image.fromarray(labels.detach().to(torch.uint8).cpu().numpy()).save(path)
-
-
-def write_depth(path: Path, depth: Tensor) -> None:
-    np.save(path, depth.detach().reshape(depth.shape[-2:]).float().cpu().numpy())
+def uint8_images(images: Tensor) -> np.ndarray:
+    """``N×C×H×W`` [0, 1] -> ``N×H×W`` (grey) or ``N×H×W×C`` uint8 arrays as PNG stores them, rounding to nearest."""
+    arr = images.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()
+    return arr[:, 0].numpy() if arr.shape[1] == 1 else arr.permute(0, 2, 3, 1).numpy()

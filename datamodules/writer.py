@@ -5,6 +5,11 @@ closes. An exception, Ctrl-C or SIGTERM (what ``timeout``, schedulers and contai
 partial folder left by a killed process (SIGKILL, power loss) is removed by the next writer of the same ``<name>``
 once its process is gone. ``--overwrite`` replaces only a syn2real dataset (a folder with ``dataset.json``), never
 any other folder. Written folders get the permissions the umask gives a new folder.
+
+Batches are converted to 8-bit arrays in one operation each and their files written by ``workers`` threads (PNG
+encoding and file writes release the GIL), while the caller renders or refines the next batch; the sample table is
+written in the caller's order, and the bytes are those of one worker. Files that a batch passes as paths (masks or
+depth maps an export does not change) are copied byte for byte instead of being decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -17,16 +22,28 @@ import signal
 import socket
 import threading
 import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
+
 from datamodules.errors import DatasetError
 from datamodules.format import COLUMNS, DatasetInfo
-from datamodules.imageio import write_depth, write_image, write_label_map, write_mask
+from datamodules.imageio import uint8_images
 from syn2real.batch import Sample
 
 PID_FILE = ".writer.pid"
+MAX_PENDING = 2048  # file writes queued before the caller waits for the oldest
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray(array).save(path)
 
 
 def prepare_output(out: Path, *, overwrite: bool) -> None:
@@ -91,6 +108,7 @@ class DatasetWriter:
         out: the dataset folder to create.
         info: the dataset header; ``num_samples`` is filled in on close.
         overwrite: replace an existing non-empty ``out``.
+        workers: threads writing files (1 = in the caller's thread); the output is the same bytes for any count.
 
     Examples:
         >>> import torch, tempfile
@@ -104,13 +122,18 @@ class DatasetWriter:
         (1, 1)
     """
 
-    def __init__(self, out: str | Path, info: DatasetInfo, *, overwrite: bool = False) -> None:
+    def __init__(self, out: str | Path, info: DatasetInfo, *, overwrite: bool = False, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.out = Path(out)
         self.info = info
         self.overwrite = overwrite
         prepare_output(self.out, overwrite=overwrite)
         self._tmp: Path | None = None
         self._count = 0
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[Any]] = deque()
 
     def __enter__(self) -> DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,64 +149,123 @@ class DatasetWriter:
         self._file = (self._tmp / "samples.csv").open("w", newline="")
         self._csv = csv.writer(self._file)
         self._csv.writerow(COLUMNS)
+        if self.workers > 1:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="syn2real-writer")
         return self
 
     def add(self, sample: Sample, params: dict[str, Any] | None = None) -> None:
         """Write one sample's files and its row."""
-        assert self._tmp is not None, "use DatasetWriter as a context manager"
         sid = sample.id or f"{self._count:07d}"
-        if "/" in sid or "\\" in sid:
-            raise ValueError(f"sample id {sid!r} may not contain path separators")
-        shape = tuple(sample.image.shape)
-        if shape != (self.info.channels, *self.info.size):
-            raise ValueError(
-                f"sample {sid!r} image has shape {shape}, the dataset is {(self.info.channels, *self.info.size)}"
-            )
-        row = {"id": sid, "image": f"images/{sid}.png", "label": "", "mask": "", "depth": "", "params": ""}
-        write_image(self._tmp / row["image"], sample.image)
-        if self.info.labels:
-            if sample.label is None:
-                raise ValueError(f"sample {sid!r} has no label but the dataset is labeled")
-            if self.info.task == "classification":
-                row["label"] = str(int(sample.label))
-            else:
-                row["label"] = f"labels/{sid}.png"
-                write_label_map(self._tmp / row["label"], sample.label)
-        if self.info.masks:
-            row["mask"] = f"masks/{sid}.png"
-            write_mask(self._tmp / row["mask"], sample.mask)
-        if self.info.depth:
-            row["depth"] = f"depth/{sid}.npy"
-            write_depth(self._tmp / row["depth"], sample.depth)
-        if params:
-            row["params"] = json.dumps(params, sort_keys=True)
-        self._csv.writerow([row[c] for c in COLUMNS])
-        self._count += 1
+
+        def one(x: Any) -> Any:
+            return None if x is None else [x] if isinstance(x, Path) else x.unsqueeze(0)
+
+        self.add_batch(
+            ids=[sid],
+            images=sample.image.unsqueeze(0),
+            labels=one(sample.label),
+            masks=one(sample.mask),
+            depth=one(sample.depth),
+            params=None if params is None else [params],
+        )
 
     def add_batch(
         self,
         *,
         ids: list[str],
-        images: Any,
+        images: torch.Tensor,
         labels: Any = None,
         masks: Any = None,
         depth: Any = None,
         params: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Write a rendered batch: sample ``k`` is ``ids[k]``, ``images[k]`` and the ``k``-th of each given modality."""
+        """Write a batch: sample ``k`` is ``ids[k]``, ``images[k]`` and the ``k``-th of each given modality.
+
+        ``images`` is ``N×C×H×W`` in [0, 1]; ``masks`` and ``depth`` are ``N×1×H×W`` tensors or lists of existing
+        files, copied as they are (an export that does not change them).
+        """
+        assert self._tmp is not None, "use DatasetWriter as a context manager"
+        self._check_batch(ids, images, labels, masks, depth)
+        arrays = {"image": uint8_images(images), "label": labels, "mask": masks, "depth": depth}
+        size = (len(ids), *self.info.size)
+        if self.info.labels and self.info.task == "segmentation":
+            arrays["label"] = labels.detach().to(torch.uint8).cpu().numpy()
+        if self.info.masks and not isinstance(masks, list):
+            arrays["mask"] = (masks.detach().reshape(size) > 0.5).to(torch.uint8).mul(255).cpu().numpy()
+        if self.info.depth and not isinstance(depth, list):
+            arrays["depth"] = depth.detach().reshape(size).float().cpu().numpy()
         for k, sid in enumerate(ids):
-            label, mask, plane, psi = (None if x is None else x[k] for x in (labels, masks, depth, params))
-            self.add(Sample(image=images[k], label=label, mask=mask, depth=plane, id=sid), params=psi)
+            row = {"id": sid, "image": f"images/{sid}.png", "label": "", "mask": "", "depth": "", "params": ""}
+            self._write(_save_png, self._tmp / row["image"], arrays["image"][k])
+            if self.info.labels and self.info.task == "classification":
+                row["label"] = str(int(labels[k]))
+            elif self.info.labels:
+                row["label"] = self._file_of(sid, "labels", ".png", arrays["label"][k])
+            if self.info.masks:
+                row["mask"] = self._file_of(sid, "masks", ".png", arrays["mask"][k])
+            if self.info.depth:
+                row["depth"] = self._file_of(sid, "depth", ".npy", arrays["depth"][k])
+            if params is not None and params[k]:
+                row["params"] = json.dumps(params[k], sort_keys=True)
+            self._csv.writerow([row[c] for c in COLUMNS])
+            self._count += 1
+
+    def _check_batch(self, ids: list[str], images: torch.Tensor, labels: Any, masks: Any, depth: Any) -> None:
+        for sid in ids:
+            if "/" in sid or "\\" in sid:
+                raise ValueError(f"sample id {sid!r} may not contain path separators")
+        shape = tuple(images.shape[1:])
+        if shape != (self.info.channels, *self.info.size):
+            raise ValueError(
+                f"sample {ids[0]!r} image has shape {shape}, the dataset is {(self.info.channels, *self.info.size)}"
+            )
+        if self.info.labels and labels is None:
+            raise ValueError(f"sample {ids[0]!r} has no label but the dataset is labeled")
+        for flag, given, what in ((self.info.masks, masks, "mask"), (self.info.depth, depth, "depth")):
+            if flag and given is None:
+                raise ValueError(f"sample {ids[0]!r} has no {what} but the dataset lists {what} as a modality")
+
+    def _file_of(self, sid: str, folder: str, suffix: str, content: Any) -> str:
+        """Write (or copy, when ``content`` is a path) one sample's file of ``folder``; its path in the table."""
+        assert self._tmp is not None
+        rel = f"{folder}/{sid}{suffix}"
+        if isinstance(content, Path):
+            self._write(shutil.copyfile, content, self._tmp / rel)
+        elif suffix == ".npy":
+            self._write(np.save, self._tmp / rel, content)
+        else:
+            self._write(_save_png, self._tmp / rel, content)
+        return rel
+
+    def _write(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run one file write now (one worker) or on the thread pool, waiting for the oldest when many are queued."""
+        if self._pool is None:
+            function(*args)
+            return
+        self._pending.append(self._pool.submit(function, *args))
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popleft().result()  # re-raises a failed write here, in the caller's thread
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._tmp is not None
-        self._file.close()
         try:
+            if self._pool is not None:
+                try:
+                    if exc_type is None:
+                        self._drain()  # a failed write raises here; the partial folder is removed below
+                finally:
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+            self._file.close()
             if exc_type is None:
                 self._finish()
         finally:
+            self._file.close()
             shutil.rmtree(self._tmp, ignore_errors=True)  # gone after a rename; the partial folder otherwise
             if self._sigterm is not None:
                 signal.signal(signal.SIGTERM, self._sigterm)

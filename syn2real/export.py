@@ -1,8 +1,11 @@
 """Export a refined dataset: run a trained refiner over a syn2real dataset (``syn2real refine`` calls this).
 
-Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change.
-The output streams to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to
-redo), and ``producer`` records the refiner, its checkpoint and the parent dataset.
+Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change:
+label maps, masks and depth files are copied byte for byte (never decoded), the parent is checked by its files'
+headers (every image is decoded by the export itself, with the same clear error), and with ``workers`` the images
+are read by DataLoader worker processes and written by writer threads while the refiner runs. The output streams
+to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to redo), and ``producer``
+records the refiner, its checkpoint and the parent dataset.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.utils.data import DataLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 from datamodules.errors import DatasetError
 from datamodules.format import Syn2RealDataset
+from datamodules.imageio import read_image
 from datamodules.stages import select_stages
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
-from syn2real.batch import collate
 from syn2real.finite_guard import nonfinite_tensors
 from syn2real.label_preservation import LabelPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
@@ -74,6 +78,36 @@ def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
         )
 
 
+class _Images(Dataset[tuple[int, Tensor]]):
+    """The images of a syn2real dataset alone, with their row index: all an export decodes."""
+
+    def __init__(self, dataset: Syn2RealDataset) -> None:
+        self.root, self.rows, self.channels = dataset.root, dataset.rows, dataset.info.channels
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor]:
+        return index, read_image(self.root / self.rows[index].image, self.channels)
+
+
+def _unchanged(dataset: Syn2RealDataset, indices: list[int]) -> dict[str, Any]:
+    """The writer's arguments for what an export carries over: labels, and the files of masks, depth, label maps."""
+    info, rows = dataset.info, [dataset.rows[i] for i in indices]
+    out: dict[str, Any] = {"params": [dataset.params(i) for i in indices]}
+    if info.labels:
+        out["labels"] = (
+            torch.tensor([dataset.labels()[i] for i in indices])
+            if info.task == "classification"
+            else [dataset.root / r.label for r in rows]
+        )
+    if info.masks:
+        out["masks"] = [dataset.root / r.mask for r in rows]
+    if info.depth:
+        out["depth"] = [dataset.root / r.depth for r in rows]
+    return out
+
+
 def refine_dataset(
     ckpt: Path,
     data: Path,
@@ -85,6 +119,7 @@ def refine_dataset(
     overwrite: bool = False,
     judge: Path | None = None,
     seed: int = 0,
+    workers: int = 0,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Refine ``data`` with the refiner of ``ckpt`` into ``out``; returns counts and throughput.
@@ -95,6 +130,7 @@ def refine_dataset(
 
     With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
     raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
+    ``workers`` > 0 reads images in that many processes and writes with as many threads (same output bytes).
     """
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device
         torch.manual_seed(seed)
@@ -108,7 +144,7 @@ def refine_dataset(
         prepare_output(out, overwrite=overwrite)
         model, record = load_refiner(ckpt, device)
         source = stages[0]
-        dataset = Syn2RealDataset(source)
+        dataset = Syn2RealDataset(source, verify="headers")
         check_compatible(record, dataset.info, source)
         meter = None
         if judge is not None:
@@ -134,29 +170,25 @@ def refine_dataset(
                 "seed": seed,
             },
         )
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+        loader = DataLoader(_Images(dataset), batch_size=batch_size, shuffle=False, num_workers=workers)
         columns = (TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         started, done = time.perf_counter(), 0
         with (
             Progress(*columns, console=console or Console(stderr=True)) as bar,
-            DatasetWriter(out, info, overwrite=overwrite) as writer,
+            DatasetWriter(out, info, overwrite=overwrite, workers=max(1, workers)) as writer,
+            torch.inference_mode(),
         ):
             task = bar.add_task("refine", total=len(dataset))
-            for batch in loader:
-                raw = batch.images.to(device)
+            for indices, images in loader:
+                index = indices.tolist()
+                kept = _unchanged(dataset, index)
+                raw = images.to(device)
                 out_images = model.refine(raw)
                 if meter is not None:  # judged where the refiner ran: no round trip through the host
-                    meter.update(raw, out_images, batch.labels)
-                writer.add_batch(
-                    ids=batch.ids,
-                    images=out_images.cpu(),
-                    labels=batch.labels,
-                    masks=batch.masks,
-                    depth=batch.depth,
-                    params=[dataset.params(done + k) for k in range(len(batch))],
-                )
-                done += len(batch)
-                bar.advance(task, len(batch))
+                    meter.update(raw, out_images, kept["labels"])
+                writer.add_batch(ids=[dataset.rows[i].id for i in index], images=out_images.cpu(), **kept)
+                done += len(index)
+                bar.advance(task, len(index))
             if meter is not None:  # the header is written when the writer closes
                 writer.info.producer["label_preservation"] = {**meter.rates(), "judge": str(judge.resolve())}
         seconds = time.perf_counter() - started

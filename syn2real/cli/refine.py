@@ -27,6 +27,9 @@ def refine_command(argv: list[str]) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     parser.add_argument(
+        "--workers", type=int, default=0, help="processes reading images (and threads writing them); 0 = none"
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seed of a refiner's noise (PixelDA): same seed, same export"
     )
     parser.add_argument(
@@ -48,6 +51,7 @@ def refine_command(argv: list[str]) -> int:
             overwrite=args.overwrite,
             judge=args.judge,
             seed=args.seed,
+            workers=args.workers,
             console=console,
         )
     except (DatasetError, FileNotFoundError, ValueError) as err:

@@ -62,6 +62,9 @@ def simulate_command(argv: list[str]) -> int:
     parser.add_argument("--stage-name", default=None, help="stage name (default: stage_<index>)")
     parser.add_argument("--score", type=float, default=None, help="stage score to record (for stage: best)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="threads writing files while the next batch renders"
+    )
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     from datamodules.simulator import config_record  # torch: only once the arguments are known to be good
@@ -101,6 +104,7 @@ def simulate_command(argv: list[str]) -> int:
             stage=stage,
             overwrite=args.overwrite,
             on_batch=lambda n: bar.advance(task, n),
+            workers=args.workers,
         )
     console.print(f"wrote {args.num_samples} samples to {args.out}")
     return 0

@@ -138,11 +138,13 @@ def write_rendered(
     stage: dict[str, Any] | None,
     overwrite: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Render samples ``0..num_samples-1`` under ``psi`` into the syn2real dataset ``out`` (atomically).
 
     The modalities written are the ones the renderer returns (labels always; masks, depth and ψ per sample when
-    given). ``on_batch(n)`` is called after every batch of ``n`` samples (a progress bar).
+    given). ``on_batch(n)`` is called after every batch of ``n`` samples (a progress bar). With ``workers`` > 1 the
+    files are written by that many threads while the next batch renders (same bytes as one worker).
     """
     probe = renderer.render(psi, [0], seed=seed)  # which modalities this renderer gives
     info = DatasetInfo(
@@ -157,7 +159,7 @@ def write_rendered(
         producer=producer,
         stage=stage,
     )
-    with DatasetWriter(out, info, overwrite=overwrite) as writer:
+    with DatasetWriter(out, info, overwrite=overwrite, workers=workers) as writer:
         for start in range(0, num_samples, 256):
             idx = list(range(start, min(start + 256, num_samples)))
             batch = renderer.render(psi, idx, seed=seed)

@@ -173,3 +173,21 @@ def test_lightning_reaches_every_training_samplers_epoch() -> None:
         _set_sampler_epoch(loader, 1)  # what Lightning's fit loop calls before each epoch
     assert [sampler.epoch for sampler in samplers] == [1, 1, 1, 1]
     assert all([batch.ids for batch in loader] != order for loader, order in zip(loaders, orders, strict=True))
+
+
+def test_a_failed_write_on_a_writer_thread_raises_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datamodules.writer as writer_module
+
+    real_save = writer_module._save_png
+
+    def full_disk(path: Path, array: np.ndarray) -> None:
+        if path.name == "0005.png":
+            raise OSError(28, "No space left on device")
+        real_save(path, array)
+
+    monkeypatch.setattr(writer_module, "_save_png", full_disk)
+    with pytest.raises(OSError, match="No space left"), DatasetWriter(tmp_path / "out", INFO, workers=2) as writer:
+        writer.add_batch(ids=[f"{i:04d}" for i in range(8)], images=torch.rand(8, 1, 8, 8), labels=torch.zeros(8))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))

@@ -108,6 +108,19 @@ def test_simulate_writes_a_stage_dataset_and_refuses_to_overwrite(tmp_path: Path
     assert len(Syn2RealDataset(out)) == 5
 
 
+def _file_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_simulate_with_writer_threads_writes_the_same_bytes_as_one(tmp_path: Path) -> None:
+    for workers in (1, 3):
+        with pytest.raises(SystemExit) as exit_:
+            main(["simulate", "--out", str(tmp_path / f"w{workers}"), "--num-samples", "300", f"--workers={workers}"])
+        assert exit_.value.code == 0
+    one, three = _file_bytes(tmp_path / "w1"), _file_bytes(tmp_path / "w3")
+    assert len(one) == 2 + 3 * 300 and one == three  # dataset.json, samples.csv, image + mask + depth per sample
+
+
 def test_simulate_names_an_unknown_simulator_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "psi.yaml").write_text("rotaton: [0.0, 1.0]\n")
     with pytest.raises(SystemExit) as exit_:

@@ -100,3 +100,27 @@ def test_a_noise_refiner_exports_reproducibly_from_its_seed(tmp_path: Path) -> N
     assert torch.equal(images["a"], images["b"]) and not torch.equal(images["a"], images["c"])
     producer = json.loads((tmp_path / "c" / "dataset.json").read_text())["producer"]
     assert producer["refiner"] == "refinement.pixelda.module.PixelDA" and producer["seed"] == 1
+
+
+def test_export_copies_unchanged_files_and_worker_processes_give_the_same_bytes(
+    refiner_ckpt: Path, tmp_path: Path
+) -> None:
+    source = write_dataset(tmp_path / "src", make_samples(7, size=16), size=16)
+    refine_dataset(refiner_ckpt, source, tmp_path / "r0", batch_size=3)
+    refine_dataset(refiner_ckpt, source, tmp_path / "r2", batch_size=3, workers=2)
+    files = sorted(p.relative_to(tmp_path / "r0") for p in (tmp_path / "r0").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "r2") for p in (tmp_path / "r2").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "r0" / rel).read_bytes() == (tmp_path / "r2" / rel).read_bytes(), rel
+    for sample_id in ("s000", "s006"):  # masks and depth are the parent's files, byte for byte
+        for rel in (f"masks/{sample_id}.png", f"depth/{sample_id}.npy"):
+            assert (tmp_path / "r0" / rel).read_bytes() == (source / rel).read_bytes()
+
+
+def test_a_truncated_image_stops_the_export_naming_it_and_leaves_nothing(refiner_ckpt: Path, tmp_path: Path) -> None:
+    source = write_dataset(tmp_path / "src", make_samples(4, size=16), size=16)
+    png = source / "images" / "s002.png"
+    png.write_bytes(png.read_bytes()[:-30])  # the header is intact: only decoding the pixels finds it
+    with pytest.raises(DatasetError, match=r"s002\.png: cannot be read as an image"):
+        refine_dataset(refiner_ckpt, source, tmp_path / "out", batch_size=2)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
