@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
-from datamodules.imageio import depth_header, image_size, read_depth, read_image, read_label_map
+from datamodules.imageio import image_size, read_depth, read_image, read_label_map
 from syn2real.batch import IGNORE_INDEX, Sample
 
 FORMAT_NAME = "syn2real-dataset"
@@ -176,8 +176,9 @@ class Syn2RealDataset(Dataset[Sample]):
         use_labels: set ``False`` to drop labels (unlabeled use of a labeled dataset).
         transform: optional callable ``Sample -> Sample`` (augmentation).
         verify: check every file on open (every image, mask and label map fully decoded, depth maps loaded);
-            ``"headers"`` reads only each file's header (sizes and depth shapes: what an export that decodes every
-            image anyway needs up front); ``False`` only for datasets you just validated.
+            ``"headers"`` reads only each image's and label map's header (its size) and checks that masks and depth
+            files exist: what an export that decodes every image and carries the rest over needs up front; ``False``
+            only for datasets you just validated.
     """
 
     def __init__(
@@ -263,8 +264,10 @@ class Syn2RealDataset(Dataset[Sample]):
                     f"has no {what} though dataset.json lists {what} as a modality",
                     f"add the {what} file or set modalities.{what} to false",
                 )
-            if what == "depth":
-                shape = tuple((read_depth(self.root / rel) if decode else depth_header(self.root / rel)).shape[-2:])
+            if not decode:  # headers mode: a mask or depth map that an export carries over only has to exist
+                self._check_exists(self.root / rel, where, what)
+            elif what == "depth":
+                shape = tuple(read_depth(self.root / rel).shape[-2:])
                 if shape != self.info.size:
                     raise DatasetError(
                         self.root / rel,
@@ -274,11 +277,15 @@ class Syn2RealDataset(Dataset[Sample]):
             else:
                 self._check_size(self.root / rel, where, what, decode=decode)
 
-    def _check_size(self, path: Path, where: str, what: str, *, decode: bool) -> None:
+    @staticmethod
+    def _check_exists(path: Path, where: str, what: str) -> None:
         if not path.is_file():
             raise DatasetError(
                 path, f"{what} listed at {where} is missing", "restore the file or remove its row from samples.csv"
             )
+
+    def _check_size(self, path: Path, where: str, what: str, *, decode: bool) -> None:
+        self._check_exists(path, where, what)
         size = image_size(path, decode=decode)
         if size != self.info.size:
             raise DatasetError(

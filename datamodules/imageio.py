@@ -91,19 +91,6 @@ def read_depth(path: Path) -> Tensor:
     return torch.from_numpy(np.asarray(arr, dtype=np.float32)).reshape(1, *arr.shape[-2:])
 
 
-def depth_header(path: Path) -> np.ndarray:
-    """A depth ``.npy`` opened by its header only (memory-mapped: shape and dtype, no values read)."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise DatasetError(path, "depth map is missing", "restore it or remove its row") from None
-    except (ValueError, OSError) as err:
-        raise DatasetError(path, f"cannot be read as a .npy depth map ({err})", "re-export this file") from None
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1)):
-        raise DatasetError(path, f"depth map has shape {arr.shape}", "save one H×W float array per sample")
-    return arr
-
-
 def uint8_images(images: Tensor) -> np.ndarray:
     """``N×C×H×W`` [0, 1] -> ``N×H×W`` (grey) or ``N×H×W×C`` uint8 arrays as PNG stores them, rounding to nearest."""
     arr = images.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()

@@ -8,8 +8,9 @@ any other folder. Written folders get the permissions the umask gives a new fold
 
 Batches are converted to 8-bit arrays in one operation each and their files written by ``workers`` threads (PNG
 encoding and file writes release the GIL), while the caller renders or refines the next batch; the sample table is
-written in the caller's order, and the bytes are those of one worker. Files that a batch passes as paths (masks or
-depth maps an export does not change) are copied byte for byte instead of being decoded and encoded again.
+written in the caller's order, and the bytes are those of one worker. Files that a batch passes as paths (masks,
+depth or label maps an export does not change) are hard-linked (copied where the filesystem cannot link) instead of
+being decoded and encoded again: the same bytes, none written; edit neither dataset's files in place.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ MAX_PENDING = 2048  # file writes queued before the caller waits for the oldest
 
 def _save_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
+
+
+def _link_or_copy(source: Path, path: Path) -> None:
+    """A hard link to an unchanged file (no bytes written); a byte-for-byte copy where linking is not possible."""
+    try:
+        os.link(source, path)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copyfile(source, path)
 
 
 def prepare_output(out: Path, *, overwrite: bool) -> None:
@@ -182,7 +191,7 @@ class DatasetWriter:
         """Write a batch: sample ``k`` is ``ids[k]``, ``images[k]`` and the ``k``-th of each given modality.
 
         ``images`` is ``N×C×H×W`` in [0, 1]; ``masks`` and ``depth`` are ``N×1×H×W`` tensors or lists of existing
-        files, copied as they are (an export that does not change them).
+        files, linked or copied as they are (an export that does not change them).
         """
         assert self._tmp is not None, "use DatasetWriter as a context manager"
         self._check_batch(ids, images, labels, masks, depth)
@@ -230,7 +239,7 @@ class DatasetWriter:
         assert self._tmp is not None
         rel = f"{folder}/{sid}{suffix}"
         if isinstance(content, Path):
-            self._write(shutil.copyfile, content, self._tmp / rel)
+            self._write(_link_or_copy, content, self._tmp / rel)
         elif suffix == ".npy":
             self._write(np.save, self._tmp / rel, content)
         else:

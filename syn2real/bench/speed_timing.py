@@ -135,6 +135,45 @@ def write_floor_seconds(out: Path, arrays: dict[str, np.ndarray]) -> float:
     return time.perf_counter() - started
 
 
+def render_floor_seconds(out: Path, num_samples: int) -> float:
+    """Wall seconds of simulate's floor: render ``num_samples`` digits in memory, then :func:`write_floor_seconds`."""
+    started = time.perf_counter()
+    arrays = rendered_arrays(num_samples)
+    return time.perf_counter() - started + write_floor_seconds(out, arrays)
+
+
+def tiny_refiner(folder: Path) -> tuple[Path, torch.nn.Module]:
+    """A digits-sized CycleGAN (grey, 32 px) trained one step and checkpointed: what refine runs; its generator."""
+    import pytorch_lightning as pl
+
+    from datamodules.data_modules import DomainPairDataModule
+    from datamodules.sources import RandomSource
+    from refinement.cyclegan import CycleGAN
+    from syn2real.bench.speed_reference import SIZES
+
+    size = SIZES["digits"]
+    model = CycleGAN(**{**size.model_args(), "in_channels": 1}, fd_samples=0)
+    data = DomainPairDataModule(
+        source=RandomSource(size=32, channels=1, num_samples=4, seed=0),
+        target=RandomSource(size=32, channels=1, num_samples=4, seed=1, domain=1, use_labels=False),
+        batch_size=4,
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+    )
+    trainer.fit(model, datamodule=data)
+    trainer.save_checkpoint(folder / "refiner.ckpt")
+    return folder / "refiner.ckpt", model.gen_s2t.eval()
+
+
 def refine_seconds(ckpt: Path, data: Path, out: Path, *, workers: int = 0) -> float:
     """Wall seconds of ``syn2real refine``'s work on ``data`` (a syn2real dataset)."""
     from rich.console import Console

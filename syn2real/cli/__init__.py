@@ -36,7 +36,7 @@ commands:
   refine                            export a refined dataset: syn2real refine --ckpt C --data D --out O
   adapt-bn                          AdaBN: re-estimate a trained model's BN statistics on real images
   list                              registered methods and runnable experiment configs
-  bench zoo | schedules             leaderboard of every method / hybrid vs pretrain-finetune over budgets
+  bench zoo | schedules | speed     leaderboard of every method / hybrid vs pretrain-finetune / speed ratios
   train-policy                      meta-train ASG's learning-rate policy: --config ASG_EXPERIMENT.yaml --out DIR
 
 `syn2real <command> --help` describes each command's options. Bad input is one line naming the file and the

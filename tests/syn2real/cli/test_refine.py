@@ -102,7 +102,7 @@ def test_a_noise_refiner_exports_reproducibly_from_its_seed(tmp_path: Path) -> N
     assert producer["refiner"] == "refinement.pixelda.module.PixelDA" and producer["seed"] == 1
 
 
-def test_export_copies_unchanged_files_and_worker_processes_give_the_same_bytes(
+def test_export_links_unchanged_files_and_worker_processes_give_the_same_bytes(
     refiner_ckpt: Path, tmp_path: Path
 ) -> None:
     source = write_dataset(tmp_path / "src", make_samples(7, size=16), size=16)
@@ -112,9 +112,22 @@ def test_export_copies_unchanged_files_and_worker_processes_give_the_same_bytes(
     assert files == sorted(p.relative_to(tmp_path / "r2") for p in (tmp_path / "r2").rglob("*") if p.is_file())
     for rel in files:
         assert (tmp_path / "r0" / rel).read_bytes() == (tmp_path / "r2" / rel).read_bytes(), rel
-    for sample_id in ("s000", "s006"):  # masks and depth are the parent's files, byte for byte
+    for sample_id in ("s000", "s006"):  # masks and depth are the parent's files, linked (same filesystem here)
         for rel in (f"masks/{sample_id}.png", f"depth/{sample_id}.npy"):
-            assert (tmp_path / "r0" / rel).read_bytes() == (source / rel).read_bytes()
+            assert (tmp_path / "r0" / rel).samefile(source / rel)
+
+
+def test_export_copies_what_it_cannot_link(refiner_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_dataset(tmp_path / "src", make_samples(3, size=16), size=16)
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("datamodules.writer.os.link", cross_device)
+    refine_dataset(refiner_ckpt, source, tmp_path / "r", batch_size=2)
+    for rel in ("masks/s001.png", "depth/s001.npy"):
+        assert not (tmp_path / "r" / rel).samefile(source / rel)
+        assert (tmp_path / "r" / rel).read_bytes() == (source / rel).read_bytes()
 
 
 def test_a_truncated_image_stops_the_export_naming_it_and_leaves_nothing(refiner_ckpt: Path, tmp_path: Path) -> None:
