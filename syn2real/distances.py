@@ -40,8 +40,10 @@ class EffNetFeatures(nn.Module):
         x = images.float()
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
-        x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
-        return self.net((x - self.mean) / self.std)
+        # fp32 whatever the run's precision: a distance must not change with ``precision: bf16-mixed``
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+            return self.net((x - self.mean) / self.std)
 
 
 class FeatureDistances(nn.Module):

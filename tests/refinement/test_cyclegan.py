@@ -177,3 +177,39 @@ def test_batch_norm_keeps_the_calls_separate() -> None:
     model.gen_s2t.register_forward_hook(lambda *_: count.append(1))
     model.generator_losses(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))
     assert len(count) == 3  # G(a), G(F(b)), G(b): one call each, batch statistics of each input alone
+
+
+def test_bf16_mixed_precision_trains_every_network_in_fp32_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CycleGAN(**TINY)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        precision="bf16-mixed",
+        max_steps=4,  # two batches: two generator and two discriminator updates
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, _data())
+    logged = trainer.callback_metrics
+    assert all(torch.isfinite(logged[f"train/{k}"]) for k in ("loss_g", "loss_d", "loss_g_cycle"))
+    for name, p in model.named_parameters():
+        assert p.dtype == torch.float32, name  # autocast computes in bf16; the weights Adam updates stay fp32
+        assert not torch.equal(p.detach(), before[name]), f"{name} did not move"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.refine(torch.rand(2, 1, 16, 16)).dtype == torch.bfloat16  # what autocast gives inside a run
+
+
+def test_the_feature_distance_is_fp32_under_autocast() -> None:
+    from syn2real.distances import EffNetFeatures
+
+    net = EffNetFeatures(image_size=32)
+    x = torch.rand(2, 3, 32, 32)
+    plain = net(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = net(x)
+    assert under.dtype == torch.float32 and torch.equal(plain, under)
