@@ -14,7 +14,8 @@ them alike); a figure is the median over rounds, its spread the lowest and highe
 - ``refine``: ``syn2real refine`` on those renders against its floor, PIL reading every image, the generator
   forward, PIL writing every image (target 1.5×).
 
-Results go to the terminal and to ``--out`` (speed.csv, speed.json, speed.md).
+Results go to the terminal and to ``--out`` (speed.csv, speed.json, speed.md; with ``--profile`` also each CycleGAN
+size's operator profile, reference and ours, in ``profile_<size>.txt``).
 """
 
 from __future__ import annotations
@@ -177,6 +178,9 @@ def speed_command(argv: list[str]) -> int:
     parser.add_argument("--samples", type=positive_int, default=5000, help="digits simulated and refined per round")
     parser.add_argument("--workers", type=positive_int, default=2, help="writer threads / reader processes to add")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: one core)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also write the operator profile of both CycleGAN loops per size"
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds, 3 steps, 1,000 digits: the shape in a minute")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/speed"), help="where the tables go")
     args = parser.parse_args(argv)
@@ -184,11 +188,19 @@ def speed_command(argv: list[str]) -> int:
         args.rounds, args.steps, args.samples = 2, 3, 1000
     import torch
 
+    from syn2real.bench.speed_reference import SIZES
+
     torch.set_num_threads(args.threads)
     console = Console(stderr=True)
     rows: list[dict] = []
     if "cyclegan" in args.only:
         rows += cyclegan_rows(args.sizes, args.steps, args.rounds, console)
+    if "cyclegan" in args.only and args.profile:
+        from syn2real.bench.speed_timing import profile_tables
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in args.sizes:
+            (args.out / f"profile_{name}.txt").write_text(profile_tables(SIZES[name], args.steps))
     if "startup" in args.only:
         rows += startup_rows(args.rounds, console)
     io_groups = [g for g in args.only if g in ("simulate", "refine")]

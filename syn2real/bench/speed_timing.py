@@ -84,6 +84,19 @@ def ours_step_times(size: CycleGANSize, steps: int, *, precision: str = "32-true
     return timer.times[WARMUP_STEPS:]
 
 
+def profile_tables(size: CycleGANSize, steps: int, *, rows: int = 15) -> str:
+    """torch.profiler's operator table (by self CPU time) for the reference loop and for ours, ``steps`` each."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = []
+    for name, run in (("reference", reference_step_times), ("ours (fp32)", ours_step_times)):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run(size, steps)
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+        out.append(f"== {size.name}: {name}, {WARMUP_STEPS + steps} iterations ==\n{table}")
+    return "\n".join(out)
+
+
 def command_seconds(argv: list[str]) -> float:
     """Wall seconds of ``syn2real <argv>`` in a fresh interpreter (what a user waits for at the shell)."""
     started = time.perf_counter()
