@@ -176,7 +176,7 @@ class Syn2RealDataset(Dataset[Sample]):
         use_labels: set ``False`` to drop labels (unlabeled use of a labeled dataset).
         transform: optional callable ``Sample -> Sample`` (augmentation).
         verify: check every file on open (every image, mask and label map fully decoded, depth maps loaded);
-            ``"headers"`` reads only each image's and label map's header (its size) and checks that masks and depth
+            ``"headers"`` reads only each image's, mask's and label map's header (its size) and checks that depth
             files exist: what an export that decodes every image and carries the rest over needs up front; ``False``
             only for datasets you just validated.
     """
@@ -264,7 +264,7 @@ class Syn2RealDataset(Dataset[Sample]):
                     f"has no {what} though dataset.json lists {what} as a modality",
                     f"add the {what} file or set modalities.{what} to false",
                 )
-            if not decode:  # headers mode: a mask or depth map that an export carries over only has to exist
+            if what == "depth" and not decode:  # headers mode: a depth map an export carries over has to exist
                 self._check_exists(self.root / rel, where, what)
             elif what == "depth":
                 shape = tuple(read_depth(self.root / rel).shape[-2:])

@@ -40,7 +40,6 @@ from datamodules.imageio import uint8_images
 from syn2real.batch import Sample
 
 PID_FILE = ".writer.pid"
-MAX_PENDING = 2048  # file writes queued before the caller waits for the oldest
 
 
 def _save_png(path: Path, array: np.ndarray) -> None:
@@ -142,7 +141,8 @@ class DatasetWriter:
         self._count = 0
         self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[Any]] = deque()
+        self._pending: deque[list[Future[Any]]] = deque()  # the file writes of each batch still in flight
+        self._batch: list[Future[Any]] = []
 
     def __enter__(self) -> DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,19 +190,21 @@ class DatasetWriter:
     ) -> None:
         """Write a batch: sample ``k`` is ``ids[k]``, ``images[k]`` and the ``k``-th of each given modality.
 
-        ``images`` is ``N×C×H×W`` in [0, 1]; ``masks`` and ``depth`` are ``N×1×H×W`` tensors or lists of existing
-        files, linked or copied as they are (an export that does not change them).
+        ``images`` is ``N×C×H×W`` in [0, 1]; ``masks`` and ``depth`` are ``N×1×H×W`` tensors, segmentation
+        ``labels`` ``N×H×W``; each of these three may instead be a list of existing files, linked or copied as they
+        are (an export that does not change them). The arrays handed to the writer threads are copies: the caller
+        may reuse its tensors at once.
         """
         assert self._tmp is not None, "use DatasetWriter as a context manager"
         self._check_batch(ids, images, labels, masks, depth)
         arrays = {"image": uint8_images(images), "label": labels, "mask": masks, "depth": depth}
         size = (len(ids), *self.info.size)
-        if self.info.labels and self.info.task == "segmentation":
-            arrays["label"] = labels.detach().to(torch.uint8).cpu().numpy()
+        if self.info.labels and self.info.task == "segmentation" and not isinstance(labels, list):
+            arrays["label"] = np.array(labels.detach().to(torch.uint8).cpu().numpy(), copy=True)
         if self.info.masks and not isinstance(masks, list):
             arrays["mask"] = (masks.detach().reshape(size) > 0.5).to(torch.uint8).mul(255).cpu().numpy()
         if self.info.depth and not isinstance(depth, list):
-            arrays["depth"] = depth.detach().reshape(size).float().cpu().numpy()
+            arrays["depth"] = np.array(depth.detach().reshape(size).float().cpu().numpy(), copy=True)
         for k, sid in enumerate(ids):
             row = {"id": sid, "image": f"images/{sid}.png", "label": "", "mask": "", "depth": "", "params": ""}
             self._write(_save_png, self._tmp / row["image"], arrays["image"][k])
@@ -218,6 +220,7 @@ class DatasetWriter:
                 row["params"] = json.dumps(params[k], sort_keys=True)
             self._csv.writerow([row[c] for c in COLUMNS])
             self._count += 1
+        self._end_batch()
 
     def _check_batch(self, ids: list[str], images: torch.Tensor, labels: Any, masks: Any, depth: Any) -> None:
         for sid in ids:
@@ -237,27 +240,47 @@ class DatasetWriter:
     def _file_of(self, sid: str, folder: str, suffix: str, content: Any) -> str:
         """Write (or copy, when ``content`` is a path) one sample's file of ``folder``; its path in the table."""
         assert self._tmp is not None
-        rel = f"{folder}/{sid}{suffix}"
         if isinstance(content, Path):
+            rel = f"{folder}/{sid}{content.suffix}"  # the parent's format, whatever it is
             self._write(_link_or_copy, content, self._tmp / rel)
-        elif suffix == ".npy":
+            return rel
+        rel = f"{folder}/{sid}{suffix}"
+        if suffix == ".npy":
             self._write(np.save, self._tmp / rel, content)
         else:
             self._write(_save_png, self._tmp / rel, content)
         return rel
 
     def _write(self, function: Callable[..., Any], *args: Any) -> None:
-        """Run one file write now (one worker) or on the thread pool, waiting for the oldest when many are queued."""
+        """Run one file write now (one worker) or queue it on the thread pool as part of the current batch."""
         if self._pool is None:
             function(*args)
+        else:
+            self._batch.append(self._pool.submit(function, *args))
+
+    def _end_batch(self) -> None:
+        """Close the current batch's writes, re-raise any failed one, wait while over 2 × workers batches are queued.
+
+        Memory held by queued writes is bounded by batches, not by files.
+        """
+        if self._pool is None:
             return
-        self._pending.append(self._pool.submit(function, *args))
-        while len(self._pending) > MAX_PENDING:
-            self._pending.popleft().result()  # re-raises a failed write here, in the caller's thread
+        self._pending.append(self._batch)
+        self._batch = []
+        for batch in self._pending:
+            for future in batch:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+        while len(self._pending) > 2 * self.workers:
+            for future in self._pending.popleft():
+                future.result()
 
     def _drain(self) -> None:
+        self._pending.append(self._batch)
+        self._batch = []
         while self._pending:
-            self._pending.popleft().result()
+            for future in self._pending.popleft():
+                future.result()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -2,8 +2,8 @@
 
 Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change:
 label maps, masks and depth files are hard-linked to the parent's (copied where the filesystem cannot link; never
-decoded), the parent is checked by its images' headers and its other files' existence (the export decodes every
-image itself, with the same clear error), and with ``workers`` the images
+decoded), the parent is checked by its images', masks' and label maps' headers and its depth files' existence (the
+export decodes every image itself, with the same clear error), and with ``workers`` the images
 are read by DataLoader worker processes and written by writer threads while the refiner runs. The output streams
 to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to redo), and ``producer``
 records the refiner, its checkpoint and the parent dataset.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -79,26 +80,44 @@ def check_compatible(record: dict[str, Any], info: Any, where: Path) -> None:
         )
 
 
-class _Images(Dataset[tuple[int, Tensor]]):
-    """The images of a syn2real dataset alone, with their row index: all an export decodes."""
+class _Images(Dataset[tuple[int, Tensor, str]]):
+    """The images of a syn2real dataset alone, with their row index: all an export decodes.
+
+    A file that cannot be read comes back as its :class:`DatasetError`'s parts (JSON; a blank image in its place), so
+    the export raises that same one-line error whether the image was read here or in a DataLoader worker process
+    (which would otherwise re-raise it as a ``RuntimeError`` holding a traceback).
+    """
 
     def __init__(self, dataset: Syn2RealDataset) -> None:
-        self.root, self.rows, self.channels = dataset.root, dataset.rows, dataset.info.channels
+        self.root, self.rows, self.info = dataset.root, dataset.rows, dataset.info
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[int, Tensor]:
-        return index, read_image(self.root / self.rows[index].image, self.channels)
+    def __getitem__(self, index: int) -> tuple[int, Tensor, str]:
+        try:
+            return index, read_image(self.root / self.rows[index].image, self.info.channels), ""
+        except DatasetError as err:
+            return (
+                index,
+                torch.zeros(self.info.channels, *self.info.size),
+                json.dumps([err.where, err.problem, err.fix]),
+            )
 
 
-def _unchanged(dataset: Syn2RealDataset, indices: list[int]) -> dict[str, Any]:
+def _raise_unreadable(errors: list[str]) -> None:
+    for error in errors:
+        if error:
+            raise DatasetError(*json.loads(error))
+
+
+def _unchanged(dataset: Syn2RealDataset, labels: list[int], indices: list[int]) -> dict[str, Any]:
     """The writer's arguments for what an export carries over: labels, and the files of masks, depth, label maps."""
     info, rows = dataset.info, [dataset.rows[i] for i in indices]
     out: dict[str, Any] = {"params": [dataset.params(i) for i in indices]}
     if info.labels:
         out["labels"] = (
-            torch.tensor([dataset.labels()[i] for i in indices])
+            torch.tensor([labels[i] for i in indices])
             if info.task == "classification"
             else [dataset.root / r.label for r in rows]
         )
@@ -180,9 +199,11 @@ def refine_dataset(
             torch.inference_mode(),
         ):
             task = bar.add_task("refine", total=len(dataset))
-            for indices, images in loader:
+            labels = dataset.labels()
+            for indices, images, errors in loader:
+                _raise_unreadable(errors)
                 index = indices.tolist()
-                kept = _unchanged(dataset, index)
+                kept = _unchanged(dataset, labels, index)
                 raw = images.to(device)
                 out_images = model.refine(raw)
                 if meter is not None:  # judged where the refiner ran: no round trip through the host

@@ -84,13 +84,19 @@ class CycleTranslation:
         """Named generator terms (``loss_g`` their weighted sum), and the fakes G(a), F(b)."""
         hp = self.hparams
         identity_on = hp.lambda_identity > 0
-        if identity_on:
-            fake_a, idt_a = self.calls(self.gen_t2s, b, a)
-            fake_b, idt_b, rec_b = self.calls(self.gen_s2t, a, b, fake_a)
+        g, f = self.gen_s2t, self.gen_t2s
+        if not self.batched_calls:  # the reference's order: batch norm's running statistics as it updates them
+            fake_b, fake_a = g(a), f(b)
+            rec_a, rec_b = f(fake_b), g(fake_a)
+            idt_b, idt_a = (g(b), f(a)) if identity_on else (None, None)
+        elif identity_on:
+            fake_a, idt_a = self.calls(f, b, a)
+            fake_b, idt_b, rec_b = self.calls(g, a, b, fake_a)
+            (rec_a,) = self.calls(f, fake_b)
         else:
-            (fake_a,) = self.calls(self.gen_t2s, b)
-            fake_b, rec_b = self.calls(self.gen_s2t, a, fake_a)
-        (rec_a,) = self.calls(self.gen_t2s, fake_b)
+            (fake_a,) = self.calls(f, b)
+            fake_b, rec_b = self.calls(g, a, fake_a)
+            (rec_a,) = self.calls(f, fake_b)
         adv = adv_weight_s2t * generator_loss(self.disc_t(fake_b), mode=hp.gan_mode, target=hp.g_target)
         adv = adv + generator_loss(self.disc_s(fake_a), mode=hp.gan_mode, target=hp.g_target)
         l1 = l1_generator_units

@@ -3,10 +3,11 @@
 Four groups, each measured in interleaved rounds (every variant once per round, so load on the machine hits all of
 them alike); a figure is the median over rounds, its spread the lowest and highest round:
 
-- ``cyclegan``: CPU seconds per training iteration of the reference loop (:mod:`syn2real.bench.speed_reference`)
+- ``cyclegan``: seconds per training iteration of the reference loop (:mod:`syn2real.bench.speed_reference`)
   against ours (:class:`refinement.cyclegan.CycleGAN` under a Lightning Trainer: batched network calls) in fp32 and
-  with ``precision: bf16-mixed``, at the digits config and at the paper's networks at 64 px. Speed-up = reference /
-  ours (targets 1.2× fp32, 1.5× bf16-mixed).
+  with ``precision: bf16-mixed``, at the digits config and at the paper's networks at 64 px; CPU seconds with one
+  torch thread, wall seconds with ``--threads`` > 1. Speed-up = reference / ours (targets 1.2× fp32, 1.5×
+  bf16-mixed).
 - ``startup``: wall seconds of the light commands in a fresh interpreter (target 1.5 s).
 - ``simulate``: ``syn2real simulate``'s work (render + write the full format) against its floor, the same digits
   rendered in memory plus PIL/numpy writing the same files (image PNG, mask PNG, depth ``.npy``, one CSV). Ratio =
@@ -26,6 +27,7 @@ import json
 import shutil
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,13 @@ LIGHT_COMMANDS = (["--help"], ["--version"], ["list"], ["simulate", "--help"])
 
 
 def _rounds(variants: dict[str, Callable[[], float]], rounds: int, console: Console, what: str) -> dict[str, list]:
-    """Each variant once per round, in order; the per-round figures of each."""
+    """Each variant once per round, the order rotated every round; the per-round figures of each."""
     out: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
     for r in range(rounds):
         console.log(f"{what}: round {r + 1}/{rounds}")
-        for name, measure in variants.items():
-            out[name].append(measure())
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            out[name].append(variants[name]())
     return out
 
 
@@ -70,17 +73,21 @@ def _row(group: str, row: str, ours: list[float], base: list[float] | None, *, k
     return result
 
 
-def cyclegan_rows(sizes: list[str], steps: int, rounds: int, console: Console) -> list[dict]:
+def cyclegan_rows(sizes: list[str], steps: int, rounds: int, console: Console, *, threads: int) -> list[dict]:
+    """Reference vs ours (fp32, bf16-mixed) per size: CPU seconds with one thread, wall seconds with more."""
     from syn2real.bench.speed_reference import SIZES
     from syn2real.bench.speed_timing import ours_step_times, reference_step_times
 
+    clock = time.process_time if threads == 1 else time.perf_counter
     rows = []
     for name in sizes:
         size = SIZES[name]
         variants = {
-            "reference": lambda size=size: statistics.median(reference_step_times(size, steps)),
-            "fp32": lambda size=size: statistics.median(ours_step_times(size, steps)),
-            "bf16": lambda size=size: statistics.median(ours_step_times(size, steps, precision="bf16-mixed")),
+            "reference": lambda size=size: statistics.median(reference_step_times(size, steps, clock=clock)),
+            "fp32": lambda size=size: statistics.median(ours_step_times(size, steps, clock=clock)),
+            "bf16": lambda size=size: statistics.median(
+                ours_step_times(size, steps, precision="bf16-mixed", clock=clock)
+            ),
         }
         t = _rounds(variants, rounds, console, f"cyclegan {name}")
         for variant, target in (("fp32", 1.2), ("bf16", 1.5)):
@@ -105,7 +112,7 @@ def io_rows(groups: list[str], samples: int, workers: int, rounds: int, work: Pa
     sim = work / "sim"
 
     def floor() -> float:
-        shutil.rmtree(work / "floor", ignore_errors=True)
+        shutil.rmtree(work / "floor", ignore_errors=True)  # before the timer, as for ours
         return timing.render_floor_seconds(work / "floor", samples)
 
     rows: list[dict] = []
@@ -194,7 +201,7 @@ def speed_command(argv: list[str]) -> int:
     console = Console(stderr=True)
     rows: list[dict] = []
     if "cyclegan" in args.only:
-        rows += cyclegan_rows(args.sizes, args.steps, args.rounds, console)
+        rows += cyclegan_rows(args.sizes, args.steps, args.rounds, console, threads=args.threads)
     if "cyclegan" in args.only and args.profile:
         from syn2real.bench.speed_timing import profile_tables
 

@@ -1,16 +1,22 @@
 """Timers behind ``syn2real bench speed``: a CycleGAN iteration (reference loop vs ours), start-up, simulate, refine.
 
 Every function returns seconds (lists of per-iteration times, or one figure per call); :mod:`syn2real.bench.speed`
-interleaves the calls in rounds and turns them into ratios.
+interleaves the calls in rounds and turns them into ratios. A CycleGAN iteration is timed with ``clock``: CPU time of
+the process by default (one torch thread: immune to other load on the machine), wall time with more threads (CPU
+time would add up the threads' spinning). Ours is timed from one batch's start to the next's, so every per-step cost
+of the Trainer (moving the batch, hooks, schedulers, logging) is inside, and the reference's iteration includes
+drawing its two batches.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,38 +29,44 @@ from syn2real.bench.speed_reference import CycleGANSize, ReferenceCycleGAN
 WARMUP_STEPS = 2
 
 
-def reference_step_times(size: CycleGANSize, steps: int, *, seed: int = 0) -> list[float]:
-    """CPU seconds of each of ``steps`` reference iterations (after :data:`WARMUP_STEPS` untimed ones)."""
+Clock = Callable[[], float]
+
+
+def reference_step_times(
+    size: CycleGANSize, steps: int, *, seed: int = 0, clock: Clock = time.process_time
+) -> list[float]:
+    """Seconds of each of ``steps`` reference iterations (after :data:`WARMUP_STEPS` untimed ones)."""
     torch.manual_seed(seed)
     loop = ReferenceCycleGAN(size)
     shape = (size.batch_size, size.channels, size.image_size, size.image_size)
     times = []
     for i in range(WARMUP_STEPS + steps):
-        a, b = torch.rand(shape), torch.rand(shape)
-        started = time.process_time()
-        loop.step(a, b)
+        started = clock()
+        loop.step(torch.rand(shape), torch.rand(shape))
         if i >= WARMUP_STEPS:
-            times.append(time.process_time() - started)
+            times.append(clock() - started)
     return times
 
 
-def ours_step_times(size: CycleGANSize, steps: int, *, precision: str = "32-true", seed: int = 0) -> list[float]:
-    """CPU seconds of each of ``steps`` training steps of :class:`refinement.cyclegan.CycleGAN` under a Trainer."""
+def ours_step_times(
+    size: CycleGANSize, steps: int, *, precision: str = "32-true", seed: int = 0, clock: Clock = time.process_time
+) -> list[float]:
+    """Seconds of each of ``steps`` training steps of :class:`refinement.cyclegan.CycleGAN` under a Trainer."""
     import pytorch_lightning as pl
 
     from datamodules.data_modules import DomainPairDataModule
     from datamodules.sources import RandomSource
     from refinement.cyclegan import CycleGAN
 
-    class StepTimer(pl.Callback):
+    class StepTimer(pl.Callback):  # one batch's start to the next's (the last step: to the epoch's end)
         def __init__(self) -> None:
-            self.times: list[float] = []
+            self.starts: list[float] = []
 
         def on_train_batch_start(self, *args: Any) -> None:
-            self.started = time.process_time()
+            self.starts.append(clock())
 
-        def on_train_batch_end(self, *args: Any) -> None:
-            self.times.append(time.process_time() - self.started)
+        def on_train_epoch_end(self, *args: Any) -> None:
+            self.starts.append(clock())
 
     torch.manual_seed(seed)
     count = (WARMUP_STEPS + steps) * size.batch_size
@@ -81,7 +93,8 @@ def ours_step_times(size: CycleGANSize, steps: int, *, precision: str = "32-true
             callbacks=[timer],
         )
         trainer.fit(CycleGAN(**size.model_args(), fd_samples=0), datamodule=data)
-    return timer.times[WARMUP_STEPS:]
+    times = [end - start for start, end in zip(timer.starts, timer.starts[1:], strict=False)]
+    return times[WARMUP_STEPS:]
 
 
 def profile_tables(size: CycleGANSize, steps: int, *, rows: int = 15) -> str:
@@ -108,8 +121,9 @@ def simulate_seconds(out: Path, num_samples: int, *, workers: int = 1) -> float:
     """Wall seconds of ``syn2real simulate``'s work (render + write the full format) for ``num_samples`` digits."""
     from syn2real.cli.simulate import simulate_command
 
+    shutil.rmtree(out, ignore_errors=True)  # a previous round's output goes before the timer starts
     started = time.perf_counter()
-    argv = ["--out", str(out), "--num-samples", str(num_samples), "--workers", str(workers), "--overwrite"]
+    argv = ["--out", str(out), "--num-samples", str(num_samples), "--workers", str(workers)]
     status = simulate_command(argv)
     if status != 0:
         raise RuntimeError(f"syn2real simulate {' '.join(argv)} exited with {status}")
@@ -193,15 +207,17 @@ def refine_seconds(ckpt: Path, data: Path, out: Path, *, workers: int = 0) -> fl
 
     from syn2real.export import refine_dataset
 
+    shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    refine_dataset(ckpt, data, out, overwrite=True, workers=workers, console=Console(quiet=True))
+    refine_dataset(ckpt, data, out, workers=workers, console=Console(quiet=True))
     return time.perf_counter() - started
 
 
 def refine_floor_seconds(generator: torch.nn.Module, data: Path, out: Path, *, batch_size: int = 64) -> float:
     """Wall seconds of the refine floor: read every image with PIL, the generator forward, write every image PNG."""
     paths = sorted((data / "images").iterdir())
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):

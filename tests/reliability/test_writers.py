@@ -191,3 +191,45 @@ def test_a_failed_write_on_a_writer_thread_raises_and_leaves_nothing(
     with pytest.raises(OSError, match="No space left"), DatasetWriter(tmp_path / "out", INFO, workers=2) as writer:
         writer.add_batch(ids=[f"{i:04d}" for i in range(8)], images=torch.rand(8, 1, 8, 8), labels=torch.zeros(8))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_failed_write_surfaces_at_a_later_batch_while_memory_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datamodules.writer as writer_module
+
+    real_save = writer_module._save_png
+
+    def failing(path: Path, array: np.ndarray) -> None:
+        if path.name == "b0-3.png":
+            raise OSError(5, "Input/output error")
+        real_save(path, array)
+
+    monkeypatch.setattr(writer_module, "_save_png", failing)
+    batches = 0
+    with pytest.raises(OSError, match="Input/output"), DatasetWriter(tmp_path / "out", INFO, workers=2) as writer:
+        for batch in range(50):
+            writer.add_batch(ids=[f"b{batch}-{i}" for i in range(8)], images=torch.rand(8, 1, 8, 8), labels=[0] * 8)
+            batches += 1
+            assert len(writer._pending) <= 2 * writer.workers  # queued writes are bounded by batches
+    assert batches < 50  # raised while writing, not only when the writer closed
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_the_caller_failing_with_writes_in_flight_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), DatasetWriter(tmp_path / "out", INFO, workers=3) as writer:
+        for batch in range(6):
+            writer.add_batch(ids=[f"b{batch}-{i}" for i in range(16)], images=torch.rand(16, 1, 8, 8), labels=[0] * 16)
+        raise KeyboardInterrupt
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_threaded_writes_keep_what_the_batch_held_when_it_was_added(tmp_path: Path) -> None:
+    info = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8), depth=True)
+    depth = torch.rand(4, 1, 8, 8)
+    kept = depth.clone()
+    with DatasetWriter(tmp_path / "out", info, workers=2) as writer:
+        writer.add_batch(ids=list("abcd"), images=torch.rand(4, 1, 8, 8), labels=[0] * 4, depth=depth)
+        depth.zero_()  # the caller reuses its buffer at once
+    for k, sid in enumerate("abcd"):
+        assert np.array_equal(np.load(tmp_path / "out" / "depth" / f"{sid}.npy"), kept[k, 0].numpy())

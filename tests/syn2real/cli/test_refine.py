@@ -137,3 +137,35 @@ def test_a_truncated_image_stops_the_export_naming_it_and_leaves_nothing(refiner
     with pytest.raises(DatasetError, match=r"s002\.png: cannot be read as an image"):
         refine_dataset(refiner_ckpt, source, tmp_path / "out", batch_size=2)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_segmentation_dataset_exports_with_its_label_maps_linked(refiner_ckpt: Path, tmp_path: Path) -> None:
+    from datamodules.format import DatasetInfo
+    from datamodules.writer import DatasetWriter
+
+    info = DatasetInfo(task="segmentation", classes=["bg", "a"], channels=1, size=(16, 16), masks=True, depth=True)
+    with DatasetWriter(tmp_path / "seg", info) as writer:
+        writer.add_batch(
+            ids=["x0", "x1", "x2"],
+            images=torch.rand(3, 1, 16, 16),
+            labels=torch.randint(0, 2, (3, 16, 16)),
+            masks=torch.rand(3, 1, 16, 16),
+            depth=torch.rand(3, 1, 16, 16),
+        )
+    refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "r", batch_size=2)
+    original, refined = Syn2RealDataset(tmp_path / "seg"), Syn2RealDataset(tmp_path / "r")
+    for a, b in zip(original, refined, strict=True):
+        assert a.id == b.id and torch.equal(a.label, b.label) and torch.equal(a.mask, b.mask)
+    assert (tmp_path / "r" / "labels" / "x1.png").samefile(tmp_path / "seg" / "labels" / "x1.png")
+
+
+def test_an_unreadable_image_read_by_a_worker_process_is_the_same_one_line_error(
+    refiner_ckpt: Path, tmp_path: Path
+) -> None:
+    source = write_dataset(tmp_path / "src", make_samples(4, size=16), size=16)
+    png = source / "images" / "s003.png"
+    png.write_bytes(png.read_bytes()[:-30])
+    with pytest.raises(DatasetError, match=r"s003\.png: cannot be read as an image") as err:
+        refine_dataset(refiner_ckpt, source, tmp_path / "out", batch_size=2, workers=2)
+    assert type(err.value) is DatasetError and "Fix:" in str(err.value) and "Traceback" not in str(err.value)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
