@@ -1,12 +1,12 @@
 """Export a refined dataset: run a trained refiner over a syn2real dataset (``syn2real refine`` calls this).
 
-Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change:
-label maps, masks and depth files are hard-linked to the parent's (copied where the filesystem cannot link; never
-decoded), the parent is checked by its images', masks' and label maps' headers and its depth files' existence (the
-export decodes every image itself, with the same clear error), and with ``workers`` the images
-are read by DataLoader worker processes and written by writer threads while the refiner runs. The output streams
-to a temporary folder renamed at the end (an interrupt leaves nothing behind; re-run to redo), and ``producer``
-records the refiner, its checkpoint and the parent dataset.
+Labels, masks, depth, ids and per-sample simulator parameters are carried over unchanged; only images change: label
+maps, masks and depth files are hard-linked to the parent's (copied where the filesystem cannot link; never decoded),
+the parent is checked by its images', masks' and label maps' headers and its depth files' existence (the export
+decodes every image itself, with the same clear error), and with ``workers`` the images are read by DataLoader worker
+processes and written by writer threads while the refiner runs. The output streams to a temporary folder renamed at
+the end (an interrupt leaves nothing behind; re-run to redo), and ``producer`` records the refiner, its checkpoint and
+the parent dataset.
 """
 
 from __future__ import annotations
