@@ -6,8 +6,8 @@ them alike); a figure is the median over rounds, its spread the lowest and highe
 - ``cyclegan``: seconds per training iteration of the reference loop (:mod:`syn2real.bench.speed_reference`)
   against ours (:class:`refinement.cyclegan.CycleGAN` under a Lightning Trainer: batched network calls) in fp32 and
   with ``precision: bf16-mixed``, at the digits config and at the paper's networks at 64 px; CPU seconds with one
-  torch thread, wall seconds with ``--threads`` > 1. Speed-up = reference / ours (targets 1.2× fp32, 1.5×
-  bf16-mixed).
+  torch thread, wall seconds with ``--threads`` > 1 or ``--device cuda`` (synchronized). Speed-up = reference / ours
+  (targets 1.2× fp32, 1.5× bf16-mixed).
 - ``startup``: wall seconds of the light commands in a fresh interpreter (target 1.5 s).
 - ``simulate``: ``syn2real simulate``'s work (render + write the full format) against its floor, the same digits
   rendered in memory plus PIL/numpy writing the same files (image PNG, mask PNG, depth ``.npy``, one CSV). Ratio =
@@ -73,21 +73,23 @@ def _row(group: str, row: str, ours: list[float], base: list[float] | None, *, k
     return result
 
 
-def cyclegan_rows(sizes: list[str], steps: int, rounds: int, console: Console, *, threads: int) -> list[dict]:
-    """Reference vs ours (fp32, bf16-mixed) per size: CPU seconds with one thread, wall seconds with more."""
+def cyclegan_rows(
+    sizes: list[str], steps: int, rounds: int, console: Console, *, threads: int, device: str
+) -> list[dict]:
+    """Reference vs ours (fp32, bf16-mixed) per size: CPU seconds with one thread, wall seconds otherwise."""
     from syn2real.bench.speed_reference import SIZES
-    from syn2real.bench.speed_timing import ours_step_times, reference_step_times
+    from syn2real.bench.speed_timing import gpu_clock, ours_step_times, reference_step_times
 
-    clock = time.process_time if threads == 1 else time.perf_counter
+    on_gpu = device.startswith("cuda")
+    clock = gpu_clock if on_gpu else time.process_time if threads == 1 else time.perf_counter
+    timed = {"steps": steps, "clock": clock, "device": device}
     rows = []
     for name in sizes:
         size = SIZES[name]
         variants = {
-            "reference": lambda size=size: statistics.median(reference_step_times(size, steps, clock=clock)),
-            "fp32": lambda size=size: statistics.median(ours_step_times(size, steps, clock=clock)),
-            "bf16": lambda size=size: statistics.median(
-                ours_step_times(size, steps, precision="bf16-mixed", clock=clock)
-            ),
+            "reference": lambda size=size: statistics.median(reference_step_times(size, **timed)),
+            "fp32": lambda size=size: statistics.median(ours_step_times(size, **timed)),
+            "bf16": lambda size=size: statistics.median(ours_step_times(size, precision="bf16-mixed", **timed)),
         }
         t = _rounds(variants, rounds, console, f"cyclegan {name}")
         for variant, target in (("fp32", 1.2), ("bf16", 1.5)):
@@ -186,6 +188,9 @@ def speed_command(argv: list[str]) -> int:
     parser.add_argument("--workers", type=positive_int, default=2, help="writer threads / reader processes to add")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: one core)")
     parser.add_argument(
+        "--device", default="cpu", help="where the CycleGAN rows train: cpu (default) or cuda (GPU rows, wall time)"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also write the operator profile of both CycleGAN loops per size"
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds, 3 steps, 1,000 digits: the shape in a minute")
@@ -201,7 +206,7 @@ def speed_command(argv: list[str]) -> int:
     console = Console(stderr=True)
     rows: list[dict] = []
     if "cyclegan" in args.only:
-        rows += cyclegan_rows(args.sizes, args.steps, args.rounds, console, threads=args.threads)
+        rows += cyclegan_rows(args.sizes, args.steps, args.rounds, console, threads=args.threads, device=args.device)
     if "cyclegan" in args.only and args.profile:
         from syn2real.bench.speed_timing import profile_tables
 

@@ -83,7 +83,9 @@ class _Pool:
 class ReferenceCycleGAN:
     """The reference iteration over the networks of ``size`` (call :meth:`step` with a source and a target batch)."""
 
-    def __init__(self, size: CycleGANSize, *, lambda_cycle: float = 10.0, lambda_identity: float = 0.5) -> None:
+    def __init__(
+        self, size: CycleGANSize, *, lambda_cycle: float = 10.0, lambda_identity: float = 0.5, device: str = "cpu"
+    ) -> None:
         gen = {
             "in_channels": size.channels,
             "out_channels": size.channels,
@@ -93,6 +95,8 @@ class ReferenceCycleGAN:
         disc = {"in_channels": size.channels, "base_channels": size.disc_base_channels, "num_layers": size.disc_layers}
         self.gen_a, self.gen_b = ResnetGenerator(**gen), ResnetGenerator(**gen)
         self.disc_a, self.disc_b = PatchDiscriminator(**disc), PatchDiscriminator(**disc)
+        for net in self.networks():
+            net.to(device)
         adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
         self.opt_g = torch.optim.Adam([*self.gen_a.parameters(), *self.gen_b.parameters()], **adam)
         self.opt_d = torch.optim.Adam([*self.disc_a.parameters(), *self.disc_b.parameters()], **adam)

@@ -32,24 +32,36 @@ WARMUP_STEPS = 2
 Clock = Callable[[], float]
 
 
+def gpu_clock() -> float:
+    """Wall seconds once the GPU's queued work is done (a GPU step is asynchronous)."""
+    torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def reference_step_times(
-    size: CycleGANSize, steps: int, *, seed: int = 0, clock: Clock = time.process_time
+    size: CycleGANSize, steps: int, *, seed: int = 0, clock: Clock = time.process_time, device: str = "cpu"
 ) -> list[float]:
     """Seconds of each of ``steps`` reference iterations (after :data:`WARMUP_STEPS` untimed ones)."""
     torch.manual_seed(seed)
-    loop = ReferenceCycleGAN(size)
+    loop = ReferenceCycleGAN(size, device=device)
     shape = (size.batch_size, size.channels, size.image_size, size.image_size)
     times = []
     for i in range(WARMUP_STEPS + steps):
         started = clock()
-        loop.step(torch.rand(shape), torch.rand(shape))
+        loop.step(torch.rand(shape, device=device), torch.rand(shape, device=device))
         if i >= WARMUP_STEPS:
             times.append(clock() - started)
     return times
 
 
 def ours_step_times(
-    size: CycleGANSize, steps: int, *, precision: str = "32-true", seed: int = 0, clock: Clock = time.process_time
+    size: CycleGANSize,
+    steps: int,
+    *,
+    precision: str = "32-true",
+    seed: int = 0,
+    clock: Clock = time.process_time,
+    device: str = "cpu",
 ) -> list[float]:
     """Seconds of each of ``steps`` training steps of :class:`refinement.cyclegan.CycleGAN` under a Trainer."""
     import pytorch_lightning as pl
@@ -79,7 +91,8 @@ def ours_step_times(
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         trainer = pl.Trainer(
-            accelerator="cpu",
+            accelerator="gpu" if device.startswith("cuda") else "cpu",
+            devices=1,
             precision=precision,
             max_epochs=1,
             limit_train_batches=WARMUP_STEPS + steps,
