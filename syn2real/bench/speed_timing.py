@@ -32,6 +32,21 @@ WARMUP_STEPS = 2
 Clock = Callable[[], float]
 
 
+def _quiet_trainer(root: Path | str, **kwargs: Any) -> Any:
+    """A Trainer that logs, checkpoints, validates and prints nothing (one epoch unless told otherwise)."""
+    import pytorch_lightning as pl
+
+    quiet = {
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(default_root_dir=root, **quiet, **kwargs)
+
+
 def gpu_clock() -> float:
     """Wall seconds once the GPU's queued work is done (a GPU step is asynchronous)."""
     torch.cuda.synchronize()
@@ -90,19 +105,13 @@ def ours_step_times(
     )
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = pl.Trainer(
+        trainer = _quiet_trainer(
+            tmp,
             accelerator="gpu" if device.startswith("cuda") else "cpu",
             devices=1,
             precision=precision,
             max_epochs=1,
             limit_train_batches=WARMUP_STEPS + steps,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp,
             callbacks=[timer],
         )
         trainer.fit(CycleGAN(**size.model_args(), fd_samples=0), datamodule=data)
@@ -184,8 +193,6 @@ def render_floor_seconds(out: Path, num_samples: int) -> float:
 
 def tiny_refiner(folder: Path) -> tuple[Path, torch.nn.Module]:
     """A digits-sized CycleGAN (grey, 32 px) trained one step and checkpointed: what refine runs; its generator."""
-    import pytorch_lightning as pl
-
     from datamodules.data_modules import DomainPairDataModule
     from datamodules.sources import RandomSource
     from refinement.cyclegan import CycleGAN
@@ -198,17 +205,7 @@ def tiny_refiner(folder: Path) -> tuple[Path, torch.nn.Module]:
         target=RandomSource(size=32, channels=1, num_samples=4, seed=1, domain=1, use_labels=False),
         batch_size=4,
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=folder,
-    )
+    trainer = _quiet_trainer(folder, accelerator="cpu", max_steps=2)
     trainer.fit(model, datamodule=data)
     trainer.save_checkpoint(folder / "refiner.ckpt")
     return folder / "refiner.ckpt", model.gen_s2t.eval()

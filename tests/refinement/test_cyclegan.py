@@ -34,11 +34,12 @@ def _data(shuffle: bool = False) -> DomainPairDataModule:
     )
 
 
-def _trainer(tmp_path: Path, epochs: int, callbacks: list | None = None) -> pl.Trainer:
+def _trainer(tmp_path: Path, epochs: int, callbacks: list | None = None, **kwargs: object) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         max_epochs=epochs,
         limit_train_batches=2,
+        **kwargs,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -195,17 +196,7 @@ def test_bf16_mixed_precision_trains_every_network_in_fp32_weights(tmp_path: Pat
     torch.manual_seed(0)
     model = CycleGAN(**TINY)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        precision="bf16-mixed",
-        max_steps=4,  # two batches: two generator and two discriminator updates
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = _trainer(tmp_path, 1, precision="bf16-mixed")  # two batches: two G and two D updates
     trainer.fit(model, _data())
     logged = trainer.callback_metrics
     assert all(torch.isfinite(logged[f"train/{k}"]) for k in ("loss_g", "loss_d", "loss_g_cycle"))
