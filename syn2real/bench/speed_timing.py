@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datamodules.imageio import uint8_images
 from syn2real.bench.speed_reference import CycleGANSize, ReferenceCycleGAN
 
 WARMUP_STEPS = 2
@@ -158,10 +159,9 @@ def rendered_arrays(num_samples: int) -> dict[str, np.ndarray]:
     from syn2real.simopt.space import DigitsRenderer
 
     batch = DigitsRenderer(DigitsSimulatorConfig()).render({}, list(range(num_samples)), seed=0)
-    images = batch.images.clamp(0, 1).mul(255).round().to(torch.uint8)
     masks = (batch.masks > 0.5).to(torch.uint8).mul(255)
     return {
-        "images": images.permute(0, 2, 3, 1).squeeze(-1).numpy() if images.shape[1] == 1 else images.numpy(),
+        "images": uint8_images(batch.images),  # the writer's own conversion, so the floor encodes the same arrays
         "masks": masks[:, 0].numpy(),
         "depth": batch.depth[:, 0].float().numpy(),
         "labels": batch.labels.numpy(),

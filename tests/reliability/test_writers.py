@@ -175,19 +175,24 @@ def test_lightning_reaches_every_training_samplers_epoch() -> None:
     assert all([batch.ids for batch in loader] != order for loader, order in zip(loaders, orders, strict=True))
 
 
-def test_a_failed_write_on_a_writer_thread_raises_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _fail_saving(monkeypatch: pytest.MonkeyPatch, name: str, error: OSError) -> None:
+    """Make the writer's PNG save of the file ``name`` raise ``error`` (every other file is written)."""
     import datamodules.writer as writer_module
 
     real_save = writer_module._save_png
 
-    def full_disk(path: Path, array: np.ndarray) -> None:
-        if path.name == "0005.png":
-            raise OSError(28, "No space left on device")
+    def failing(path: Path, array: np.ndarray) -> None:
+        if path.name == name:
+            raise error
         real_save(path, array)
 
-    monkeypatch.setattr(writer_module, "_save_png", full_disk)
+    monkeypatch.setattr(writer_module, "_save_png", failing)
+
+
+def test_a_failed_write_on_a_writer_thread_raises_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_saving(monkeypatch, "0005.png", OSError(28, "No space left on device"))
     with pytest.raises(OSError, match="No space left"), DatasetWriter(tmp_path / "out", INFO, workers=2) as writer:
         writer.add_batch(ids=[f"{i:04d}" for i in range(8)], images=torch.rand(8, 1, 8, 8), labels=torch.zeros(8))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
@@ -196,16 +201,7 @@ def test_a_failed_write_on_a_writer_thread_raises_and_leaves_nothing(
 def test_a_failed_write_surfaces_at_a_later_batch_while_memory_stays_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import datamodules.writer as writer_module
-
-    real_save = writer_module._save_png
-
-    def failing(path: Path, array: np.ndarray) -> None:
-        if path.name == "b0-3.png":
-            raise OSError(5, "Input/output error")
-        real_save(path, array)
-
-    monkeypatch.setattr(writer_module, "_save_png", failing)
+    _fail_saving(monkeypatch, "b0-3.png", OSError(5, "Input/output error"))
     batches = 0
     with pytest.raises(OSError, match="Input/output"), DatasetWriter(tmp_path / "out", INFO, workers=2) as writer:
         for batch in range(50):
@@ -224,12 +220,26 @@ def test_the_caller_failing_with_writes_in_flight_leaves_nothing(tmp_path: Path)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial*"))
 
 
-def test_threaded_writes_keep_what_the_batch_held_when_it_was_added(tmp_path: Path) -> None:
+def test_threaded_writes_keep_what_the_batch_held_when_it_was_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
     info = DatasetInfo(task="classification", classes=["a"], channels=1, size=(8, 8), depth=True)
     depth = torch.rand(4, 1, 8, 8)
     kept = depth.clone()
+    reused, real_save = threading.Event(), np.save
+
+    def save_after_reuse(
+        path: Path, array: np.ndarray
+    ) -> None:  # the write runs only once the caller reused its tensor
+        reused.wait(timeout=10)
+        real_save(path, array)
+
+    monkeypatch.setattr("datamodules.writer.np.save", save_after_reuse)
     with DatasetWriter(tmp_path / "out", info, workers=2) as writer:
         writer.add_batch(ids=list("abcd"), images=torch.rand(4, 1, 8, 8), labels=[0] * 4, depth=depth)
         depth.zero_()  # the caller reuses its buffer at once
+        reused.set()
     for k, sid in enumerate("abcd"):
         assert np.array_equal(np.load(tmp_path / "out" / "depth" / f"{sid}.npy"), kept[k, 0].numpy())
