@@ -19,7 +19,8 @@ from datamodules.format import read_info
 from datamodules.stages import select_stages
 from syn2real.bench.runs import Cell
 from syn2real.bench.zoo_pairs import Pairing
-from syn2real.cli.config_files import compose
+from syn2real.bench.zoo_refiners import REFINER_SUFFIX, refine_training_sources
+from syn2real.cli.config_files import experiment_data
 
 SIMULATOR = "datamodules.DigitsSimulatorSource"
 
@@ -34,17 +35,6 @@ def check_synthetic(run: Path, stage: str, channels: int) -> Path:
             "optimize the simulator with the benchmark's channels (simulator: {channels: ...})"
         )
     return folder
-
-
-def experiment_data(experiment: Path) -> dict[str, Any]:
-    """The data block of an experiment config as LightningCLI sees it (included file, then ``data.*`` overrides)."""
-    data = compose(yaml.safe_load(experiment.read_text()) or {}, experiment).get("data")
-    if isinstance(data, str):
-        included = experiment.parent / data
-        return compose(yaml.safe_load(included.read_text()), included)
-    if isinstance(data, dict):
-        return data
-    raise ValueError(f"{experiment}: has no data block to replace the simulator in")
 
 
 def replace_simulator(node: Any, root: Path, stage: str) -> tuple[Any, int]:
@@ -84,29 +74,69 @@ def synthetic_cells(
 ) -> tuple[list[Cell], dict[str, Pairing]]:
     """A ``<row>@<stage>`` cell for every cell whose experiment trains on simulator data, paired with that row.
 
+    A refiner row is re-run whole: ``<row>@<stage>:refiner`` trains the refiner on the stage's renders, then
+    ``<row>@<stage>`` trains the task experiment on the stage's renders refined by it, paired with ``<row>`` (the
+    refiner trained and applied on the default ψ). A refiner's label preservation is judged on the stage's renders.
     Returns the new cells and the pairings of their rows (each: ``baseline: <row>``, the same run on the default ψ).
     """
-    new, pairings, derived = [], {}, {}
+    derived: dict[Path, Path | None] = {}
+
+    def data_of(experiment: Path) -> Path | None:  # each experiment's data on the stage, written once
+        if experiment not in derived:
+            file = out / "synthetic" / f"{experiment.name.split('__')[0]}.data.yaml"
+            derived[experiment] = synthetic_data_config(experiment, run, stage, file)
+        return derived[experiment]
+
+    new, pairings, refiners = [], {}, set()
     for cell in cells:
         pairing = rows.get(cell.name, Pairing("unpaired", ""))
-        if pairing.kind in ("unpaired", "refines"):  # refiner rows: the refiner's renders are not the task's data
+        refiner = cell.name.endswith(REFINER_SUFFIX)
+        if pairing.kind == "unpaired" and not refiner:
             continue
-        cfg = Path(cell.args[cell.args.index("--config") + 1])
-        if cell.name not in derived:
-            derived[cell.name] = synthetic_data_config(cfg, run, stage, out / "synthetic" / f"{cell.name}.data.yaml")
-        data = derived[cell.name]
+        data = data_of(Path(cell.args[cell.args.index("--config") + 1]))
         if data is None:
             continue
+        if refiner:
+            name = f"{cell.name.removesuffix(REFINER_SUFFIX)}@{stage}{REFINER_SUFFIX}"
+            folder = out / name.removesuffix(REFINER_SUFFIX) / "refiner" / f"seed{cell.seed}"
+            new.append(_twin(cell, name, folder, data, run, stage))
+            refiners.add(folder)
+            continue
         name = f"{cell.name}@{stage}"
-        pairings[name] = Pairing("baseline", cell.name)
-        at = cell.args.index("--config") + 2
-        new.append(
-            Cell(
-                name=name,
-                seed=cell.seed,
-                folder=out / name / f"seed{cell.seed}",
-                args=[*cell.args[:at], "--data", str(data), *cell.args[at:]],
-                tags={**cell.tags, "method": name, "synthetic": f"{run} (stage {stage})"},
+        needs = None
+        if pairing.kind == "refines":  # the task trains on the stage's renders refined by the twin refiner
+            needs = out / name / "refiner" / f"seed{cell.seed}"
+            if needs not in refiners:  # the refiner's own data has no simulator source: no twin
+                continue
+            data = _refined(
+                data, needs / "checkpoints" / "last.ckpt", out / name / "refined_data" / f"seed{cell.seed}.yaml"
             )
-        )
+        pairings[name] = Pairing("baseline", cell.name)
+        twin = _twin(cell, name, out / name / f"seed{cell.seed}", data, run, stage, needs)
+        if "refiner_checkpoint" in cell.tags:  # judged on the stage's renders, by the twin's own refiner
+            twin.tags["refiner_checkpoint"] = str((needs or twin.folder) / "checkpoints" / "last.ckpt")
+            judged = data_of(Path(cell.tags["task_experiment"]))
+            if judged is not None:
+                twin.tags["task_data"] = str(judged)
+        new.append(twin)
     return new, pairings
+
+
+def _refined(data: Path, checkpoint: Path, out: Path) -> Path:
+    """Write ``data`` (a data config) with its training sources refined by ``checkpoint`` to ``out``."""
+    block = refine_training_sources(yaml.safe_load(data.read_text()), checkpoint, data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {data.name} refined by {checkpoint}\n" + yaml.safe_dump(block, sort_keys=False))
+    return out
+
+
+def _twin(cell: Cell, name: str, folder: Path, data: Path, run: Path, stage: str, needs: Path | None = None) -> Cell:
+    """``cell`` run on ``data`` (its ``--data`` replaced, or given right after its ``--config``) as row ``name``."""
+    args = list(cell.args)
+    if "--data" in args:
+        args[args.index("--data") + 1] = str(data)
+    else:
+        at = args.index("--config") + 2
+        args[at:at] = ["--data", str(data)]
+    tags = {**cell.tags, "method": name, "synthetic": f"{run} (stage {stage})"}
+    return Cell(name=name, seed=cell.seed, folder=folder, args=args, tags=tags, needs=needs)

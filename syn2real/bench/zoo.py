@@ -195,7 +195,7 @@ def zoo_command(argv: list[str]) -> int:
         "--synthetic",
         type=Path,
         help="an optimize-sim run folder: also run every row on its --stage, paired with the row on the default ψ "
-        "(refiner rows are not re-run: they train on their own refined renders)",
+        "(a refiner row is re-run whole: the refiner trained on the stage, the task on the stage refined by it)",
     )
     parser.add_argument("--stage", default="best", help="stage of --synthetic: best | latest | <index>")
     parser.add_argument(

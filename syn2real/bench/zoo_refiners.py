@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from syn2real.bench.runs import Cell, CellResult
-from syn2real.bench.synthetic import experiment_data
+from syn2real.cli.config_files import experiment_data
 
 REFINER_SUFFIX = ":refiner"
 PRESERVATION = "label_preservation.json"
@@ -30,12 +30,16 @@ PRESERVATION = "label_preservation.json"
 
 def refined_data(task_experiment: Path, checkpoint: Path) -> dict[str, Any]:
     """The task experiment's data block with every training source seen through the refiner of ``checkpoint``."""
-    data = experiment_data(task_experiment)
+    return refine_training_sources(experiment_data(task_experiment), checkpoint, task_experiment)
+
+
+def refine_training_sources(data: dict[str, Any], checkpoint: Path, where: Path) -> dict[str, Any]:
+    """``data`` (read from ``where``) with every training source wrapped in the refiner of ``checkpoint``."""
     init = data.get("init_args") or {}
     train = init.get("train")
     if train is None:
         raise ValueError(
-            f"{task_experiment}: its data has no `train` sources for a refiner to refine: a `refines:` row in "
+            f"{where}: its data has no `train` sources for a refiner to refine: a `refines:` row in "
             "zoo.yaml must name a task row that trains on renders (e.g. source_only)"
         )
     wrap = lambda node: {  # noqa: E731
@@ -116,7 +120,7 @@ def add_label_preservation(
         refiner = Path(cell.tags["refiner_checkpoint"])
         judge = by_key[(judge_row, result.seed)].folder / "checkpoints" / "last.ckpt"
         try:
-            rates = _judged(cell.folder / PRESERVATION, refiner, judge, Path(cell.tags["task_experiment"]), limit)
+            rates = _judged(cell.folder / PRESERVATION, refiner, judge, judged_data(cell.tags), limit)
         except (OSError, ValueError, RuntimeError) as err:  # a run that cannot be judged is a note, not a crash
             notes.append(f"{result.name} seed {result.seed}: {err}")
             continue
@@ -130,7 +134,7 @@ def _identity(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _judged(cached: Path, refiner: Path, judge: Path, task_experiment: Path, limit: int | None) -> dict[str, Any]:
+def _judged(cached: Path, refiner: Path, judge: Path, data: dict[str, Any], limit: int | None) -> dict[str, Any]:
     """Label-preservation rates: those kept in ``cached`` if measured with these very checkpoints, else new ones."""
     from syn2real.label_preservation import measure_label_preservation
 
@@ -144,18 +148,29 @@ def _judged(cached: Path, refiner: Path, judge: Path, task_experiment: Path, lim
         kept = json.loads(cached.read_text())
         if {k: kept.get(k) for k in inputs} == inputs:
             return kept
-    rates = measure_label_preservation(refiner, judge, training_source(task_experiment), limit=limit)
+    rates = measure_label_preservation(refiner, judge, training_source(data), limit=limit)
     cached.write_text(json.dumps({**rates, **inputs}, indent=2))
     return rates
 
 
-def training_source(task_experiment: Path) -> Any:
-    """The (first) training source of an experiment, built from its config as LightningCLI would build it."""
+def judged_data(tags: dict[str, Any]) -> dict[str, Any]:
+    """The data block whose renders a refiner is judged on.
+
+    ``tags["task_data"]`` (a data config, written by ``--synthetic``) if given, else the data of the experiment
+    ``tags["task_experiment"]``.
+    """
+    if "task_data" in tags:
+        return yaml.safe_load(Path(tags["task_data"]).read_text())
+    return experiment_data(Path(tags["task_experiment"]))
+
+
+def training_source(data: dict[str, Any]) -> Any:
+    """The (first) training source of a data block, built from its config as LightningCLI would build it."""
     from jsonargparse import ArgumentParser
 
     from datamodules.sources import Source
 
-    train = (experiment_data(task_experiment).get("init_args") or {}).get("train")
+    train = (data.get("init_args") or {}).get("train")
     node = train[0] if isinstance(train, list) else train
     parser = ArgumentParser()
     parser.add_argument("--source", type=Source)

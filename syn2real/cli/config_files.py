@@ -61,3 +61,14 @@ def load(text: str, path: str = "") -> Any:
 
 
 set_loader(MODE, load, exceptions=(yaml.YAMLError,))
+
+
+def experiment_data(experiment: Path) -> dict[str, Any]:
+    """The data block of an experiment config as LightningCLI sees it (included file, then ``data.*`` overrides)."""
+    data = compose(yaml.safe_load(experiment.read_text()) or {}, experiment).get("data")
+    if isinstance(data, str):
+        included = experiment.parent / data
+        return compose(yaml.safe_load(included.read_text()), included)
+    if isinstance(data, dict):
+        return data
+    raise ValueError(f"{experiment}: has no data block to replace the simulator in")

@@ -80,3 +80,66 @@ def test_a_run_with_other_channels_is_refused(run: Path) -> None:
     assert check_synthetic(run, "best", 1).name == "stage_001"
     with pytest.raises(ValueError, match="1 channel"):
         check_synthetic(run, "best", 3)
+
+
+def test_a_refiner_row_is_rerun_whole_on_the_stage_and_judged_on_its_renders(tmp_path: Path, run: Path) -> None:
+    from syn2real.bench.zoo_refiners import judged_data, refiner_cells
+
+    task = EXPERIMENTS / "source_only__digits.yaml"
+    cells = refiner_cells(
+        "cyclegan",
+        EXPERIMENTS / "cyclegan__digits.yaml",
+        task,
+        [0, 1],
+        tmp_path,
+        refiner_args=["-r"],
+        task_args=["-t"],
+        tags={"method": "cyclegan"},
+    )
+    rows = {"cyclegan": Pairing("refines", "source_only")}
+    new, pairings = synthetic_cells(cells, run, "best", tmp_path, rows)
+    assert [(c.name, c.seed) for c in new] == [
+        ("cyclegan@best:refiner", 0),
+        ("cyclegan@best", 0),
+        ("cyclegan@best:refiner", 1),
+        ("cyclegan@best", 1),
+    ]
+    assert pairings == {"cyclegan@best": Pairing("baseline", "cyclegan")}  # paired with the default-ψ refiner row
+    refiner, twin = new[2], new[3]
+    assert refiner.folder == tmp_path / "cyclegan@best" / "refiner" / "seed1"
+    assert refiner.args[-1] == "-r" and refiner.needs is None
+    refiner_data = yaml.safe_load(Path(refiner.args[refiner.args.index("--data") + 1]).read_text())
+    source = refiner_data["init_args"]["source"]
+    assert source["class_path"] == "datamodules.Syn2RealSource"  # the refiner learns from the stage's renders
+    assert source["init_args"]["root"] == str(run.resolve()) and source["init_args"]["stage"] == "best"
+    assert refiner_data["init_args"]["target"]["class_path"] == "datamodules.RealDigitsSource"
+
+    assert twin.folder == tmp_path / "cyclegan@best" / "seed1" and twin.needs == refiner.folder
+    assert twin.args[:2] == ["--config", str(task)] and twin.args[-1] == "-t"
+    assert twin.args.count("--data") == 1  # the default-ψ refined data is replaced, not added to
+    checkpoint = refiner.folder / "checkpoints" / "last.ckpt"
+    data = yaml.safe_load(Path(twin.args[twin.args.index("--data") + 1]).read_text())
+    (train,) = data["init_args"]["train"]
+    assert train["class_path"] == "syn2real.refined_source.RefinedSource"
+    assert train["init_args"]["checkpoint"] == str(checkpoint.resolve())  # the twin's own refiner
+    assert train["init_args"]["source"]["class_path"] == "datamodules.Syn2RealSource"  # on the stage's renders
+    assert data["init_args"]["val"]["class_path"] == "datamodules.RealDigitsSource"
+    # label preservation: the twin's refiner, judged on the stage's raw renders
+    assert twin.tags["refiner_checkpoint"] == str(checkpoint)
+    judged = judged_data(twin.tags)
+    assert judged["init_args"]["train"][0]["class_path"] == "datamodules.Syn2RealSource"
+    assert judged_data(cells[1].tags)["init_args"]["train"][0]["class_path"] == "datamodules.DigitsSimulatorSource"
+
+
+def test_a_method_holding_a_refiner_is_judged_by_its_twins_checkpoint(tmp_path: Path, run: Path) -> None:
+    folder = tmp_path / "pixelda" / "seed0"
+    tags = {
+        "refiner_checkpoint": str(folder / "checkpoints" / "last.ckpt"),
+        "task_experiment": str(EXPERIMENTS / "source_only__digits.yaml"),
+    }
+    cell = Cell("pixelda", 0, folder, ["--config", str(EXPERIMENTS / "pixelda__digits.yaml")], tags)
+    rows = {"pixelda": Pairing("baseline", "source_only")}
+    (twin,), _ = synthetic_cells([cell], run, "best", tmp_path, rows)
+    assert twin.folder == tmp_path / "pixelda@best" / "seed0" and twin.needs is None
+    assert twin.tags["refiner_checkpoint"] == str(twin.folder / "checkpoints" / "last.ckpt")
+    assert twin.tags["task_data"] == str(tmp_path / "synthetic" / "source_only.data.yaml")
