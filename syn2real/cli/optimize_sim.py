@@ -150,13 +150,14 @@ def real_images(
     return torch.stack([ds[i].image for i in range(len(ds))]), torch.empty(0)
 
 
-def meta_sim_features(name: str, size: int | None) -> Any:
+def meta_sim_features(name: str, size: int | None, *, checkpoint: str | None = None, channels: int = 1) -> Any:
     """Meta-Sim's frozen feature function by name.
 
     ``effnet``: the offline EfficientNet-Lite0 at ``size`` px (default 64); ``pixels``: images pooled to
-    ``size``×``size`` (default 8).
+    ``size``×``size`` (default 8); ``task``: the pooled features of the task network in ``checkpoint`` (a syn2real
+    task checkpoint, e.g. source-only trained on the default renders: still no real label).
     """
-    from syn2real.simopt.objectives import PixelFeatures
+    from syn2real.simopt.objectives import PixelFeatures, TaskFeatures
 
     if name == "effnet":
         from syn2real.distances import EffNetFeatures
@@ -164,7 +165,15 @@ def meta_sim_features(name: str, size: int | None) -> Any:
         return EffNetFeatures(size or 64)
     if name == "pixels":
         return PixelFeatures(size or 8)
-    raise ValueError(f"unknown meta-sim features {name!r}; use effnet or pixels")
+    if name == "task":
+        if checkpoint is None:
+            raise ValueError(
+                "meta-sim features: task needs task_checkpoint: <a syn2real task checkpoint>, e.g. "
+                "runs/source_only__digits/version_0/checkpoints/last.ckpt from `syn2real fit --config "
+                "configs/experiments/source_only__digits.yaml`"
+            )
+        return TaskFeatures(Path(checkpoint), channels=channels)
+    raise ValueError(f"unknown meta-sim features {name!r}; use effnet, pixels or task")
 
 
 def build_strategy(config: dict[str, Any], space: Any, renderer: Any) -> Any:
@@ -184,7 +193,12 @@ def build_strategy(config: dict[str, Any], space: Any, renderer: Any) -> Any:
         pool, _ = real_images(config, channels=renderer.channels, size=renderer.size, labeled=False)
         distance = FeatureMMD(
             renderer=renderer,
-            features=meta_sim_features(options.pop("features", "effnet"), options.pop("feature_size", None)),
+            features=meta_sim_features(
+                options.pop("features", "effnet"),
+                options.pop("feature_size", None),
+                checkpoint=options.pop("task_checkpoint", None),
+                channels=renderer.channels,
+            ),
             real_images=pool,
             samples=options.pop("samples", 256),
             seed=seed + 1000,
@@ -242,7 +256,7 @@ def optimize_sim_command(argv: list[str]) -> int:
         settings = {k: config.get(k) for k in sorted(KEYS - {"stages"}) if k in config}  # more stages extend a run
         run = StageRun(args.out, renderer=renderer, settings=settings)
         strategy = build_strategy(config, space, renderer)
-    except (DatasetError, ValueError, TypeError) as err:
+    except (DatasetError, ValueError, TypeError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -7,6 +7,7 @@ renders (Learning-to-Simulate's reward; AutoSimulate's inner problem).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,34 @@ class PixelFeatures:
 
     def __call__(self, images: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(images.float(), self.side).flatten(1)
+
+
+class TaskFeatures:
+    """The pooled features of a trained syn2real task network (the layer before its classifier), frozen.
+
+    The issue's alternative to ImageNet features: a network trained on the task's renders tells digits apart, so its
+    feature MMD weighs the shape of the digits, where ImageNet features weigh texture and pooled pixels weigh
+    brightness. A source-only checkpoint keeps Meta-Sim free of real labels.
+
+    Args:
+        checkpoint: a syn2real task checkpoint (e.g. ``source_only``'s ``last.ckpt``).
+        channels: the renderer's channels; a network built for other images is refused.
+    """
+
+    def __init__(self, checkpoint: Path, *, channels: int) -> None:
+        from syn2real.tasks.weights import load_task_checkpoint
+
+        loaded = load_task_checkpoint(checkpoint)
+        if loaded.spec.in_channels != channels:
+            raise ValueError(
+                f"{checkpoint}: the task network takes {loaded.spec.in_channels}-channel images, the simulator "
+                f"renders {channels}: give a checkpoint trained on this benchmark's renders"
+            )
+        self.network = loaded.network.eval().requires_grad_(False)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        features = self.network.forward_features(images.float())
+        return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
 
 
 class TrainAndValidate:

@@ -133,3 +133,37 @@ def test_a_renderer_that_breaks_the_protocol_is_refused(tmp_path: Path, capsys: 
     config = _config(tmp_path, strategy="meta-sim", renderer="pathlib:PurePath", simulator={})
     assert _run(["--config", str(config), "--out", str(tmp_path / "out")]) == 2
     assert "does not follow the Renderer protocol" in " ".join(capsys.readouterr().err.split())
+
+
+def _task_checkpoint(path: Path, **network: object) -> Path:
+    from syn2real.tasks.module import TaskModule
+
+    task = TaskModule(network={"arch": "small_cnn", "width": 4, **network})
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}, path)
+    return path
+
+
+def test_meta_sim_on_the_task_networks_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from syn2real.simopt.objectives import TaskFeatures
+
+    ckpt = _task_checkpoint(tmp_path / "task.ckpt")
+    features = TaskFeatures(ckpt, channels=1)
+    images = torch.rand(3, 1, 16, 16)
+    pooled = features(images)
+    assert pooled.shape == (3, features.network.feature_dim)  # the layer before the classifier, frozen in eval mode
+    assert torch.allclose(features.network.forward_head(pooled), features.network(images))
+    assert not any(p.requires_grad for p in features.network.parameters()) and not features.network.training
+    meta = {**TINY["meta-sim"], "features": "task", "task_checkpoint": str(ckpt)}
+    config = _config(tmp_path, strategy="meta-sim", stages=1, **{"meta-sim": meta})
+    assert _run(["--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    # refused before the first stage: no checkpoint named, a missing one, one for colour images
+    for changes, message in (
+        ({"task_checkpoint": None}, "features: task needs task_checkpoint"),
+        ({"task_checkpoint": str(tmp_path / "nope.ckpt")}, "nope.ckpt not found"),
+        ({"task_checkpoint": str(_task_checkpoint(tmp_path / "rgb.ckpt", in_channels=3))}, "takes 3-channel images"),
+    ):
+        out = tmp_path / "refused"
+        config = _config(tmp_path, strategy="meta-sim", **{"meta-sim": {**meta, **changes}})
+        assert _run(["--config", str(config), "--out", str(out)]) == 2
+        assert message in " ".join(capsys.readouterr().err.split())
+        assert not out.exists()
