@@ -24,6 +24,13 @@ from rich.progress import Progress
 from datamodules.errors import DatasetError
 
 
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _batches(loader: Any) -> Iterator[Any]:
     for _ in itertools.count():
         yield from loader
@@ -140,6 +147,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 }
             )
             bar.update(task, advance=1, description=f"episode {index}: objective {sum(episode.objective) / n:.3f}")
+            row = episodes_rows[-1]
+            console.print(
+                f"episode {index + 1}/{args.episodes}: mean objective {row['mean_objective']:.3f}, mean multiplier "
+                f"{row['mean_multiplier']:.2f}, policy loss {loss:.2f}"
+            )
+            _write_csv(args.out / "episodes.csv", episodes_rows)  # the record so far, if the run is cut off
 
         policy = train_policy(
             method,
@@ -163,10 +176,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         },
     )
     for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):
-        with open(args.out / name, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        _write_csv(args.out / name, rows)
     plot_decisions(decision_rows, method.group_names, args.out / "decisions.png")
     first, last = episodes_rows[0]["mean_objective"], episodes_rows[-1]["mean_objective"]
     console.print(

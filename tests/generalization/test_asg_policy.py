@@ -124,7 +124,9 @@ def test_reinforce_learns_the_rewarded_multiplier() -> None:
 
 
 @pytest.mark.timeout(300)
-def test_train_policy_command_writes_a_policy_asg_then_deploys(tmp_path: Path) -> None:
+def test_train_policy_command_writes_a_policy_asg_then_deploys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = yaml.safe_load((REPO / "configs" / "smoke" / "asg.yaml").read_text())
     config["trainer"] = str(REPO / "configs" / "trainer" / "smoke.yaml")
     path = tmp_path / "asg.yaml"
@@ -139,6 +141,8 @@ def test_train_policy_command_writes_a_policy_asg_then_deploys(tmp_path: Path) -
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "episodes.csv").read_text().splitlines()))
     assert [int(r["decisions"]) for r in rows] == [2, 2]  # decisions at steps 4 and 8 of 12
+    said = " ".join(capsys.readouterr().err.split())  # one line per episode, for logs without a progress bar
+    assert "episode 1/2: mean objective" in said and "episode 2/2: mean objective" in said
     groups = ["conv_stem", *(f"blocks.{i}" for i in range(7)), "task_head"]
     load_policy(out / "policy.pt", groups=groups, backbone="efficientnet_lite0")
     metadata = torch.load(out / "policy.pt", weights_only=True)["metadata"]
