@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from datamodules.errors import DatasetError
 from datamodules.folders import ImageFolderDataset, SegmentationFolderDataset, UnlabeledFolderDataset
 from datamodules.format import Syn2RealDataset
 from datamodules.real_digits import Background, RealDigits, Split
@@ -126,6 +127,17 @@ class DigitsSimulatorSource(Source):
         )
 
 
+class FirstSamples(Subset[Sample]):
+    """The first ``count`` samples of a dataset, with its class list and labels."""
+
+    def __init__(self, data: Dataset[Sample], count: int) -> None:
+        super().__init__(data, range(count))
+        self.classes = getattr(data, "classes", None)
+
+    def labels(self) -> list[int]:
+        return self.dataset.labels()[: len(self)]  # type: ignore[attr-defined]
+
+
 class Syn2RealSource(Source):
     """A syn2real dataset folder, or one or more stages of a simulator-optimization run.
 
@@ -135,6 +147,8 @@ class Syn2RealSource(Source):
         use_labels: attach labels.
         domain: domain id of every sample (0 = source).
         domain_per_stage: with ``stage: all``, give stage k the domain ``domain + k`` (multi-source methods).
+        num_samples: read only the first ``num_samples`` samples (all when ``None``); a stage renders the simulator's
+            indices 0, 1, ... so this is the stage's version of ``DigitsSimulatorSource(num_samples=...)``.
     """
 
     def __init__(
@@ -145,9 +159,12 @@ class Syn2RealSource(Source):
         use_labels: bool = True,
         domain: int = 0,
         domain_per_stage: bool = False,
+        num_samples: int | None = None,
     ) -> None:
+        if num_samples is not None and num_samples < 1:
+            raise ValueError(f"Syn2RealSource(root={root}): num_samples must be at least 1, got {num_samples}")
         self.root, self.stage, self.use_labels = root, stage, use_labels
-        self.domain, self.domain_per_stage = domain, domain_per_stage
+        self.domain, self.domain_per_stage, self.num_samples = domain, domain_per_stage, num_samples
 
     def load(self, transform: Any = None) -> Dataset[Sample]:
         folders = select_stages(Path(self.root), self.stage)
@@ -160,9 +177,16 @@ class Syn2RealSource(Source):
             )
             for k, f in enumerate(folders)
         ]
-        if len(parts) == 1:
-            return parts[0]
-        return StageConcat(parts)
+        data = parts[0] if len(parts) == 1 else StageConcat(parts)
+        if self.num_samples is None:
+            return data
+        if self.num_samples > len(data):
+            raise DatasetError(
+                self.root,
+                f"stage {self.stage!r} holds {len(data)} samples, num_samples asks for {self.num_samples}",
+                "lower num_samples, or render larger stages (optimize-sim's stage_samples)",
+            )
+        return FirstSamples(data, self.num_samples)
 
 
 class RealDigitsSource(Source):

@@ -43,8 +43,9 @@ def replace_simulator(node: Any, root: Path, stage: str) -> tuple[Any, int]:
         if node.get("class_path") == SIMULATOR:
             init = node.get("init_args") or {}
             args = {"root": str(root.resolve()), "stage": stage, "domain": init.get("domain", 0)}
-            if "use_labels" in init:
-                args["use_labels"] = init["use_labels"]
+            for key in ("use_labels", "num_samples"):  # the same number of renders as on the default ψ
+                if key in init:
+                    args[key] = init[key]
             return {"class_path": "datamodules.Syn2RealSource", "init_args": args}, 1
         out, count = {}, 0
         for key, value in node.items():

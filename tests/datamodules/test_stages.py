@@ -41,6 +41,18 @@ def test_all_stages_concatenate_with_domain_per_stage(run: Path) -> None:
     assert sorted({ds[i].domain for i in range(len(ds))}) == [0, 1, 2]
 
 
+def test_num_samples_reads_the_first_samples_of_a_stage(run: Path) -> None:
+    whole = Syn2RealSource(root=str(run), stage="latest").load()
+    first = Syn2RealSource(root=str(run), stage="latest", num_samples=3).load()
+    assert len(first) == 3 and first.classes == whole.classes
+    assert [first[i].id for i in range(3)] == [whole[i].id for i in range(3)]
+    assert first.labels() == whole.labels()[:3]
+    with pytest.raises(DatasetError, match="holds 4 samples, num_samples asks for 5.*stage_samples"):
+        Syn2RealSource(root=str(run), stage="latest", num_samples=5).load()
+    with pytest.raises(ValueError, match="at least 1"):
+        Syn2RealSource(root=str(run), num_samples=0)
+
+
 def test_a_datamodule_on_all_stages_reports_one_domain_per_stage(run: Path) -> None:
     from datamodules.data_modules import TaskDataModule
 

@@ -112,6 +112,7 @@ def test_a_refiner_row_is_rerun_whole_on_the_stage_and_judged_on_its_renders(tmp
     source = refiner_data["init_args"]["source"]
     assert source["class_path"] == "datamodules.Syn2RealSource"  # the refiner learns from the stage's renders
     assert source["init_args"]["root"] == str(run.resolve()) and source["init_args"]["stage"] == "best"
+    assert source["init_args"]["num_samples"] == 3000  # as many renders as the refiner sees on the default ψ
     assert refiner_data["init_args"]["target"]["class_path"] == "datamodules.RealDigitsSource"
 
     assert twin.folder == tmp_path / "cyclegan@best" / "seed1" and twin.needs == refiner.folder
