@@ -19,7 +19,7 @@ from datamodules.format import Syn2RealDataset
 from datamodules.real_digits import Background, RealDigits, Split
 from datamodules.render_cache import cached_render
 from datamodules.simulator import DigitsSimulator, DigitsSimulatorConfig, config_record
-from datamodules.stages import select_stages
+from datamodules.stages import FirstSamples, select_stages
 from syn2real.batch import IGNORE_INDEX, Sample
 
 
@@ -127,17 +127,6 @@ class DigitsSimulatorSource(Source):
         )
 
 
-class FirstSamples(Subset[Sample]):
-    """The first ``count`` samples of a dataset, with its class list and labels."""
-
-    def __init__(self, data: Dataset[Sample], count: int) -> None:
-        super().__init__(data, range(count))
-        self.classes = getattr(data, "classes", None)
-
-    def labels(self) -> list[int]:
-        return self.dataset.labels()[: len(self)]  # type: ignore[attr-defined]
-
-
 class Syn2RealSource(Source):
     """A syn2real dataset folder, or one or more stages of a simulator-optimization run.
 
@@ -168,6 +157,12 @@ class Syn2RealSource(Source):
 
     def load(self, transform: Any = None) -> Dataset[Sample]:
         folders = select_stages(Path(self.root), self.stage)
+        if self.num_samples is not None and len(folders) > 1:
+            raise DatasetError(
+                self.root,
+                f"num_samples with stage {self.stage!r} would read the first stage only ({len(folders)} selected)",
+                "pick one stage (best, latest or an index) or leave num_samples out",
+            )
         parts = [
             Syn2RealDataset(
                 f,

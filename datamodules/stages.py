@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch.utils.data import Dataset, Subset
 
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, read_info
+from syn2real.batch import Sample
 
 MANIFEST = "stages.yaml"
 
@@ -133,3 +135,14 @@ def read_stage_manifest(root: Path) -> list[tuple[Path, dict[str, Any]]] | None:
         }
         out.append((folder, record))
     return out
+
+
+class FirstSamples(Subset[Sample]):
+    """The first ``count`` samples of a dataset, with its class list and labels."""
+
+    def __init__(self, data: Dataset[Sample], count: int) -> None:
+        super().__init__(data, range(count))
+        self.classes = getattr(data, "classes", None)
+
+    def labels(self) -> list[int]:
+        return self.dataset.labels()[: len(self)]  # type: ignore[attr-defined]

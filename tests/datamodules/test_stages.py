@@ -47,8 +47,10 @@ def test_num_samples_reads_the_first_samples_of_a_stage(run: Path) -> None:
     assert len(first) == 3 and first.classes == whole.classes
     assert [first[i].id for i in range(3)] == [whole[i].id for i in range(3)]
     assert first.labels() == whole.labels()[:3]
-    with pytest.raises(DatasetError, match="holds 4 samples, num_samples asks for 5.*stage_samples"):
+    with pytest.raises(DatasetError, match=r"holds 4 samples, num_samples asks for 5.*stage_samples"):
         Syn2RealSource(root=str(run), stage="latest", num_samples=5).load()
+    with pytest.raises(DatasetError, match="would read the first stage only"):
+        Syn2RealSource(root=str(run), stage="all", num_samples=2).load()
     with pytest.raises(ValueError, match="at least 1"):
         Syn2RealSource(root=str(run), num_samples=0)
 

@@ -19,7 +19,7 @@ EXPERIMENTS = configs_dir(None) / "experiments"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("optsim") / "run"
-    for index, score in enumerate([0.2, 0.5]):
+    for index, (score, count) in enumerate([(0.2, 4), (0.5, 10000)]):  # best: as many renders as the experiments
         with pytest.raises(SystemExit):
             main(
                 [
@@ -27,7 +27,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "--out",
                     str(out / f"stage_{index:03d}"),
                     "--num-samples",
-                    "4",
+                    str(count),
                     "--stage-index",
                     str(index),
                     "--score",
@@ -111,7 +111,8 @@ def test_a_refiner_row_is_rerun_whole_on_the_stage_and_judged_on_its_renders(tmp
     refiner_data = yaml.safe_load(Path(refiner.args[refiner.args.index("--data") + 1]).read_text())
     source = refiner_data["init_args"]["source"]
     assert source["class_path"] == "datamodules.Syn2RealSource"  # the refiner learns from the stage's renders
-    assert source["init_args"]["root"] == str(run.resolve()) and source["init_args"]["stage"] == "best"
+    assert source["init_args"]["root"] == str(run.resolve())
+    assert source["init_args"]["stage"] == "1"  # `best` resolved once: a run that gains stages does not move twins
     assert source["init_args"]["num_samples"] == 3000  # as many renders as the refiner sees on the default ψ
     assert refiner_data["init_args"]["target"]["class_path"] == "datamodules.RealDigitsSource"
 
@@ -144,3 +145,12 @@ def test_a_method_holding_a_refiner_is_judged_by_its_twins_checkpoint(tmp_path: 
     assert twin.folder == tmp_path / "pixelda@best" / "seed0" and twin.needs is None
     assert twin.tags["refiner_checkpoint"] == str(twin.folder / "checkpoints" / "last.ckpt")
     assert twin.tags["task_data"] == str(tmp_path / "synthetic" / "source_only.data.yaml")
+
+
+def test_a_stage_smaller_than_an_experiments_renders_or_several_stages_are_refused(tmp_path: Path, run: Path) -> None:
+    cell = Cell("source_only", 0, tmp_path / "s", ["--config", str(EXPERIMENTS / "source_only__digits.yaml")])
+    rows = {"source_only": Pairing("reference", "baseline")}
+    with pytest.raises(ValueError, match="holds 4 renders, a simulator source of this experiment renders 10000"):
+        synthetic_cells([cell], run, "0", tmp_path, rows)
+    with pytest.raises(ValueError, match="selects 2 stages"):
+        check_synthetic(run, "all", 1)
