@@ -21,7 +21,7 @@ from datamodules.format import read_info
 from datamodules.stages import select_stages
 from syn2real.bench.runs import Cell
 from syn2real.bench.zoo_pairs import Pairing
-from syn2real.bench.zoo_refiners import REFINER_SUFFIX, refine_training_sources
+from syn2real.bench.zoo_refiners import REFINER_SUFFIX, refine_training_sources, write_refined_data
 from syn2real.cli.config_files import experiment_data
 
 SIMULATOR = "datamodules.DigitsSimulatorSource"
@@ -124,14 +124,14 @@ def synthetic_cells(
         pairing = rows.get(cell.name, Pairing("unpaired", ""))
         if pairing.kind == "unpaired" or cell.folder in refiners:  # refiners: with their task cell, below
             continue
-        data = data_of(Path(cell.args[cell.args.index("--config") + 1]))
+        data = data_of(_config(cell))
         if data is None:
             continue
         name = f"{cell.name}@{stage}"
         needs = None
         if pairing.kind == "refines":  # the refiner trained on the stage, then the task on the stage refined by it
             refiner = refiners[cell.needs]  # type: ignore[index]
-            refiner_data = data_of(Path(refiner.args[refiner.args.index("--config") + 1]))
+            refiner_data = data_of(_config(refiner))
             if refiner_data is None:  # the refiner's own data has no simulator source: nothing to re-run
                 continue
             needs = out / name / "refiner" / f"seed{cell.seed}"
@@ -154,9 +154,11 @@ def synthetic_cells(
 def _refined(data: Path, checkpoint: Path, out: Path) -> Path:
     """Write ``data`` (a data config) with its training sources refined by ``checkpoint`` to ``out``."""
     block = refine_training_sources(yaml.safe_load(data.read_text()), checkpoint, data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# {data.name} refined by {checkpoint}\n" + yaml.safe_dump(block, sort_keys=False))
-    return out
+    return write_refined_data(out, block, f"{data.name} refined by {checkpoint}")
+
+
+def _config(cell: Cell) -> Path:
+    return Path(cell.args[cell.args.index("--config") + 1])
 
 
 def _twin(cell: Cell, name: str, folder: Path, data: Path, run: Path, stage: str, needs: Path | None = None) -> Cell:

@@ -50,6 +50,13 @@ def refine_training_sources(data: dict[str, Any], checkpoint: Path, where: Path)
     return {**data, "init_args": {**init, "train": train}}
 
 
+def write_refined_data(out: Path, block: dict[str, Any], comment: str) -> Path:
+    """Write a refined data block (from :func:`refine_training_sources`) to ``out`` under a one-line comment."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {comment}\n" + yaml.safe_dump(block, sort_keys=False))
+    return out
+
+
 def refiner_cells(
     name: str,
     refiner_experiment: Path,
@@ -80,11 +87,7 @@ def refiner_cells(
         checkpoint = refiner.folder / "checkpoints" / "last.ckpt"
         block = refined_data(task_experiment, checkpoint)
         if write:
-            data.parent.mkdir(parents=True, exist_ok=True)
-            data.write_text(
-                f"# {task_experiment.name}'s data, training sources refined by {checkpoint}\n"
-                + yaml.safe_dump(block, sort_keys=False)
-            )
+            write_refined_data(data, block, f"{task_experiment.name}'s data, training sources refined by {checkpoint}")
         task = Cell(
             name=name,
             seed=seed,
