@@ -134,11 +134,35 @@ def _failed(cell: Cell, error: str, wall: float = 0.0) -> CellResult:
 
 
 def _finished(cell: Cell, done: Path, *, reused: bool, wall: float) -> CellResult:
-    """The result of a cell whose ``results.json`` exists (its fit time, else ``wall``)."""
-    metrics = json.loads(done.read_text())["metrics"]
+    """The result of a cell whose ``results.json`` exists (its fit time, else ``wall``) and its curve's gains."""
+    metrics = {**json.loads(done.read_text())["metrics"], **last_epoch_gains(cell.folder / "metrics.csv")}
     return CellResult(
         cell.name, cell.seed, "ok", metrics, metrics.get("fit_wall_time_s", wall), reused=reused, tags=cell.tags
     )
+
+
+LAST_GAIN = "val_last_gain/"
+
+
+def last_epoch_gains(metrics_csv: Path) -> dict[str, float]:
+    """How much each real validation metric (``val/target_*``, higher is better) still rose in the last epoch.
+
+    For a run's ``metrics.csv`` (Lightning's CSVLogger): the last epoch's value minus the best of the earlier epochs,
+    as ``val_last_gain/target_acc`` etc. A run that has converged gains about nothing (or loses: noise around a
+    plateau); a clearly positive gain says it was cut off while still learning. Empty when the file is missing or
+    holds fewer than two validated epochs.
+    """
+    if not metrics_csv.is_file():
+        return {}
+    with metrics_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    gains = {}
+    for column in [c for c in (rows[0] if rows else {}) if c.startswith("val/target_")]:
+        by_epoch = {int(float(r["epoch"])): float(r[column]) for r in rows if r.get(column) and r.get("epoch")}
+        curve = [by_epoch[e] for e in sorted(by_epoch)]
+        if len(curve) >= 2:
+            gains[LAST_GAIN + column.removeprefix("val/")] = curve[-1] - max(curve[:-1])
+    return gains
 
 
 def run_cells(

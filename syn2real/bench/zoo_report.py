@@ -7,11 +7,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from syn2real.bench.runs import CellResult, mean_std, write_runs_csv
+from syn2real.bench.runs import LAST_GAIN, CellResult, mean_std, write_runs_csv
 from syn2real.bench.zoo_pairs import Pairing, paired_difference
 
 VALSEL = "test_valsel/"
 PRESERVATION = "label_preservation/"
+# A row whose real validation metric still rose by this much (points, mean over seeds) in its last epoch has not
+# converged: the leaderboard marks it, and its difference is a pointer, not a claim.
+RISING_POINTS = 1.0
 
 
 def valsel_metric(metric: str) -> str:
@@ -23,7 +26,9 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
     """One row per experiment, in the zoo config's order.
 
     Each row has the final-weights and val-selected ``metric`` (mean ± std, in %), the paired baseline over the same
-    seeds and the paired difference (points), wall time and, for refiners, ``val/fd_effnet`` and the label
+    seeds and the paired difference (points), how much the real validation metric still rose in the last epoch
+    (``last_gain``, points, mean ± std; ``rising`` when its mean is at least :data:`RISING_POINTS`), wall time and,
+    for refiners, ``val/fd_effnet`` and the label
     preservation of raw and refined renders (%). Failed runs are counted, not averaged.
     """
     rows = []
@@ -43,6 +48,9 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
         for key, m in (("final", metric), ("valsel", valsel_metric(metric))):
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std([100 * r.metrics[m] for r in ok if m in r.metrics])
             row[f"{key}_diff"] = paired_difference(results, name, pairing, m) if pairing.paired else None
+        gain = LAST_GAIN + metric.split("/", 1)[-1]
+        row["last_gain"] = mean_std([100 * r.metrics[gain] for r in ok if gain in r.metrics])
+        row["rising"] = row["last_gain"][0] >= RISING_POINTS  # False when no run has a curve (nan)
         row["valsel_epoch"] = mean_std([r.metrics["valsel_epoch"] for r in ok if "valsel_epoch" in r.metrics])[0]
         row["wall_time_s"] = mean_std([r.wall_time_s for r in ok])[0]
         for kind in ("raw", "refined"):
@@ -76,6 +84,13 @@ def _diff(d: dict[str, Any] | None) -> str:
     return f"**{_pm(d['mean'], d['std'], signed=True)}** (n={d['n']})"
 
 
+def _gain(row: dict[str, Any]) -> str:
+    mean, std = row.get("last_gain", (float("nan"), float("nan")))
+    if math.isnan(mean):
+        return "n/a"
+    return f"{_pm(mean, std, signed=True)} **still rising**" if row["rising"] else _pm(mean, std, signed=True)
+
+
 def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
     """The leaderboard as a Markdown table (final weights first; validation-selected columns marked †)."""
     name = metric.split("/")[-1]
@@ -83,9 +98,9 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
         f"# {title}",
         "",
         f"| method | paired with | real test {name} (%), final weights | baseline, same seeds (%) | paired "
-        f"difference (points) | val-selected {name} (%) † | val-selected difference † | runs (failed) | "
-        "wall / run (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"difference (points) | val-selected {name} (%) † | val-selected difference † | last-epoch gain, real val "
+        "(points) ‡ | runs (failed) | wall / run (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in board:
         final = _pm(r["final_mean"], r["final_std"])
@@ -95,14 +110,17 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
         wall = "n/a" if math.isnan(r["wall_time_s"]) else f"{r['wall_time_s']:.0f}"
         lines.append(
             f"| {r['method']} | {r['paired_with']} | {final} | {base} | {_diff(r['final_diff'])} | "
-            f"{_pm(r['valsel_mean'], r['valsel_std'])} | {_diff(r['valsel_diff'])} | {r['runs']} ({r['failed']}) | "
-            f"{wall} |"
+            f"{_pm(r['valsel_mean'], r['valsel_std'])} | {_diff(r['valsel_diff'])} | {_gain(r)} | "
+            f"{r['runs']} ({r['failed']}) | {wall} |"
         )
     lines += [
         "",
         "Final weights: no real labels used. † Validation-selected: the weights of the epoch with the best real "
         "validation accuracy, tested on the real test split: these numbers use the validation labels. Paired "
-        "difference: the row minus its baseline, seed by seed (same data, seeds and steps), mean ± std over seeds.",
+        "difference: the row minus its baseline, seed by seed (same data, seeds and steps), mean ± std over seeds. "
+        "‡ Last-epoch gain: the real validation metric of the last epoch minus the best earlier epoch, mean ± std "
+        f"over seeds; **still rising** (≥ {RISING_POINTS:g} point) marks a row cut off while learning: its numbers "
+        "and differences are pointers, not claims, until it is run longer.",
     ]
     judged = [r for r in board if r.get("preservation_refined")]
     if judged:
@@ -155,10 +173,11 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
     left.set_xlabel(f"real test {metric.split('/')[-1]} (%), final weights, mean ± std over seeds")
     left.set_xlim(0, 100)
     right.barh(
-        rev(paired, lambda r: f"{r['method']} vs {r['paired_with']}"),
+        rev(paired, lambda r: f"{r['method']} vs {r['paired_with']}" + (" (still rising)" if r.get("rising") else "")),
         rev(paired, lambda r: r["final_diff"]["mean"]),
         xerr=rev(paired, lambda r: r["final_diff"]["std"]),
         color=rev(paired, lambda r: "#54a24b" if r["final_diff"]["mean"] > 0 else "#e45756"),
+        hatch=rev(paired, lambda r: "//" if r.get("rising") else ""),
         capsize=3,
     )
     right.axvline(0, color="black", linewidth=0.8)

@@ -276,3 +276,38 @@ def test_a_method_holding_a_refiner_is_judged_on_a_task_rows_renders(tmp_path: P
     path.write_text(yaml.safe_dump({"seeds": [0, 1], "rows": rows}))
     with pytest.raises(ValueError, match="optionally label_preservation"):
         load_zoo_config(path)
+
+
+def test_a_run_cut_off_while_its_real_val_still_rose_is_marked_still_rising(tmp_path: Path) -> None:
+    from syn2real.bench.runs import Cell, finished_results, last_epoch_gains
+    from syn2real.bench.zoo_pairs import Pairing
+    from syn2real.bench.zoo_report import leaderboard, markdown
+
+    def run_folder(name: str, seed: int, curve: list[float]) -> Cell:
+        folder = tmp_path / name / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"metrics": {"test/target_acc": curve[-1]}}))
+        lines = ["epoch,step,train/loss,val/loss,val/target_acc"]  # the CSVLogger's layout: train rows between
+        lines += [f"{e},{10 * e + 5},0.5,," for e in range(len(curve))]
+        lines += [f"{e},{10 * e + 9},,1.0,{v}" for e, v in enumerate(curve)]
+        (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+        return Cell(name, seed, folder, [])
+
+    # the last epoch against the best earlier one: 0.40 - 0.30 = +0.10; a plateau's noise reads as a loss
+    assert last_epoch_gains(run_folder("x", 0, [0.2, 0.3, 0.25, 0.4]).folder / "metrics.csv") == {
+        "val_last_gain/target_acc": pytest.approx(0.10)
+    }
+    assert last_epoch_gains(tmp_path / "absent.csv") == {}
+    assert last_epoch_gains(run_folder("x", 1, [0.3]).folder / "metrics.csv") == {}  # one epoch: no curve
+
+    cells = [run_folder("source_only", s, c) for s, c in [(0, [0.50, 0.60, 0.61]), (1, [0.55, 0.62, 0.60])]]
+    cells += [run_folder("asg", s, c) for s, c in [(0, [0.40, 0.50, 0.53]), (1, [0.40, 0.52, 0.54])]]
+    results = finished_results(cells)  # the zoo reads the curve of every finished run
+    assert results[2].metrics["val_last_gain/target_acc"] == pytest.approx(0.03)
+    pairs = {"source_only": Pairing("reference", "baseline"), "asg": Pairing("baseline", "source_only")}
+    board = {r["method"]: r for r in leaderboard(results, "test/target_acc", pairs)}
+    assert board["asg"]["rising"] and board["asg"]["last_gain"] == (pytest.approx(2.5), pytest.approx(0.7071, 1e-3))
+    assert not board["source_only"]["rising"]  # +1.0 and -2.0 points: converged
+    table = markdown(list(board.values()), "test/target_acc", "tiny")
+    assert "| +2.5 ± 0.7 **still rising** |" in table and "| -0.5 ± 2.1 |" in table
+    assert "pointers, not claims" in table
