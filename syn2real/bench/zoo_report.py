@@ -27,7 +27,8 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
 
     Each row has the final-weights and val-selected ``metric`` (mean ± std, in %), the paired baseline over the same
     seeds and the paired difference (points), how much the real validation metric still rose in the last epoch
-    (``last_gain``, points, mean ± std; ``rising`` when its mean is at least :data:`RISING_POINTS`), wall time and,
+    (``last_gain``, points, mean ± std; ``rising`` when its mean is at least :data:`RISING_POINTS`;
+    ``baseline_rising`` when the paired baseline row is), wall time and,
     for refiners, ``val/fd_effnet`` and the label
     preservation of raw and refined renders (%). Failed runs are counted, not averaged.
     """
@@ -59,6 +60,10 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
         fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
         row["fd_effnet"], row["fd_effnet_std"] = mean_std(fd) if fd else (None, None)
         rows.append(row)
+    rising = {row["method"]: row["rising"] for row in rows}
+    for row in rows:  # a difference is a claim only when both of its runs had converged
+        base = pairings.get(row["method"], Pairing("unpaired", "")).baseline_row
+        row["baseline_rising"] = bool(base is not None and rising.get(base))
     order = list(pairings)
 
     def place(row: dict[str, Any]) -> tuple[int, bool]:  # a refiner's training row right after the refiner's row
@@ -87,8 +92,9 @@ def _diff(d: dict[str, Any] | None) -> str:
 def _gain(row: dict[str, Any]) -> str:
     mean, std = row.get("last_gain", (float("nan"), float("nan")))
     if math.isnan(mean):
-        return "n/a"
-    return f"{_pm(mean, std, signed=True)} **still rising**" if row["rising"] else _pm(mean, std, signed=True)
+        return "n/a (baseline still rising)" if row.get("baseline_rising") else "n/a"
+    text = f"{_pm(mean, std, signed=True)} **still rising**" if row["rising"] else _pm(mean, std, signed=True)
+    return text + " (baseline still rising)" if row.get("baseline_rising") else text
 
 
 def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
@@ -173,11 +179,17 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
     left.set_xlabel(f"real test {metric.split('/')[-1]} (%), final weights, mean ± std over seeds")
     left.set_xlim(0, 100)
     right.barh(
-        rev(paired, lambda r: f"{r['method']} vs {r['paired_with']}" + (" (still rising)" if r.get("rising") else "")),
+        rev(
+            paired,
+            lambda r: (
+                f"{r['method']} vs {r['paired_with']}"
+                + (" (still rising)" if r.get("rising") or r.get("baseline_rising") else "")
+            ),
+        ),
         rev(paired, lambda r: r["final_diff"]["mean"]),
         xerr=rev(paired, lambda r: r["final_diff"]["std"]),
         color=rev(paired, lambda r: "#54a24b" if r["final_diff"]["mean"] > 0 else "#e45756"),
-        hatch=rev(paired, lambda r: "//" if r.get("rising") else ""),
+        hatch=rev(paired, lambda r: "//" if r.get("rising") or r.get("baseline_rising") else ""),
         capsize=3,
     )
     right.axvline(0, color="black", linewidth=0.8)

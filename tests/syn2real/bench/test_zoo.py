@@ -308,6 +308,12 @@ def test_a_run_cut_off_while_its_real_val_still_rose_is_marked_still_rising(tmp_
     board = {r["method"]: r for r in leaderboard(results, "test/target_acc", pairs)}
     assert board["asg"]["rising"] and board["asg"]["last_gain"] == (pytest.approx(2.5), pytest.approx(0.7071, 1e-3))
     assert not board["source_only"]["rising"]  # +1.0 and -2.0 points: converged
+    assert not board["asg"]["baseline_rising"] and not board["source_only"]["baseline_rising"]
+    flipped = {"source_only": Pairing("baseline", "asg"), "asg": Pairing("reference", "baseline")}
+    assert {r["method"]: r["baseline_rising"] for r in leaderboard(results, "test/target_acc", flipped)} == {
+        "source_only": True,  # its baseline still rose: the difference is no claim either
+        "asg": False,
+    }
     table = markdown(list(board.values()), "test/target_acc", "tiny")
     assert "| +2.5 ± 0.7 **still rising** |" in table and "| -0.5 ± 2.1 |" in table
     assert "pointers, not claims" in table
