@@ -6,6 +6,9 @@ the policy learns to choose that network's layer-group rates on that synthetic d
 short episodes).
 Writes ``policy.pt`` (give it to ASG as ``model.init_args.policy``), ``episodes.csv``, ``decisions.csv`` and
 ``decisions.png`` (every group's multiplier over the steps of the first and the last episode).
+
+``--episodes 0`` writes the policy as meta-training would start it (same seed, same network, no update): the control
+that tells what meta-training changed in a policy from where it started.
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ def train_policy_command(argv: list[str]) -> int:
     )
     parser.add_argument("--config", type=Path, required=True, help="an ASG experiment config (model + data)")
     parser.add_argument("--out", type=Path, required=True, help="folder for policy.pt and its report")
-    parser.add_argument("--episodes", type=int, default=20, help="REINFORCE updates, one per episode")
+    parser.add_argument(
+        "--episodes", type=int, default=20, help="REINFORCE updates, one per episode (0: the untrained policy)"
+    )
     parser.add_argument("--episode-steps", type=int, default=150, help="training steps per (truncated) episode")
     parser.add_argument(
         "--run-steps",
@@ -101,6 +106,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from generalization.asg.policy import save_policy
     from syn2real.cli import cli_main
 
+    if args.episodes < 0:
+        raise ValueError(f"--episodes must be 0 (the untrained policy) or more, got {args.episodes}")
     if args.episode_steps <= args.min_window:
         raise ValueError(f"--episode-steps ({args.episode_steps}) must exceed --min-window ({args.min_window})")
     policy_path = args.out / "policy.pt"
@@ -175,13 +182,29 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             **{k: v for k, v in vars(args).items() if k not in ("config", "out", "run_steps")},
         },
     )
+    _report(args, method.group_names, episodes_rows, decision_rows, run_steps, console)
+    return 0
+
+
+def _report(
+    args: argparse.Namespace,
+    groups: list[str],
+    episodes_rows: list[dict[str, Any]],
+    decision_rows: list[dict[str, Any]],
+    run_steps: int,
+    console: Console,
+) -> None:
+    """Write the episodes' record and plot next to the policy, and say what was written."""
+    policy_path = args.out / "policy.pt"
+    if not episodes_rows:
+        console.print(f"untrained policy for {len(groups)} groups (no episode, seed {args.seed}) -> {policy_path}")
+        return
     for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):
         _write_csv(args.out / name, rows)
-    plot_decisions(decision_rows, method.group_names, args.out / "decisions.png")
+    plot_decisions(decision_rows, groups, args.out / "decisions.png")
     first, last = episodes_rows[0]["mean_objective"], episodes_rows[-1]["mean_objective"]
     console.print(
-        f"policy for {len(method.group_names)} groups after {args.episodes} episodes (the first {args.episode_steps} "
+        f"policy for {len(groups)} groups after {args.episodes} episodes (the first {args.episode_steps} "
         f"of {run_steps} steps) "
         f"(mean objective {first:.3f} in the first, {last:.3f} in the last) -> {policy_path}"
     )
-    return 0

@@ -155,6 +155,28 @@ def test_train_policy_command_writes_a_policy_asg_then_deploys(
     main(["fit", "--config", str(path), f"--trainer.default_root_dir={tmp_path}"])
 
 
+@pytest.mark.timeout(300)
+def test_zero_episodes_write_the_policy_meta_training_starts_from(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "configs" / "smoke" / "asg.yaml").read_text())
+    config["trainer"] = str(REPO / "configs" / "trainer" / "smoke.yaml")
+    path = tmp_path / "asg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    args = ["--config", str(path), "--episode-steps", "12", "--min-window", "4", "--run-steps", "40"]
+    for out, episodes in (("untrained", "0"), ("trained", "2")):  # a first episode sets the baseline: no update
+        with pytest.raises(SystemExit) as done:
+            main(["train-policy", *args, "--out", str(tmp_path / out), "--episodes", episodes, "--meta-lr", "1.0"])
+        assert done.value.code == 0
+    untrained, trained = (torch.load(tmp_path / o / "policy.pt", weights_only=True) for o in ("untrained", "trained"))
+    assert not (tmp_path / "untrained" / "episodes.csv").exists()  # no episode ran
+    assert untrained["metadata"]["episodes"] == 0
+    with pytest.raises(SystemExit) as again:  # the same seed gives the same untrained policy
+        main(["train-policy", *args, "--out", str(tmp_path / "again"), "--episodes", "0"])
+    assert again.value.code == 0
+    repeat = torch.load(tmp_path / "again" / "policy.pt", weights_only=True)
+    assert all(torch.equal(untrained["state_dict"][k], repeat["state_dict"][k]) for k in untrained["state_dict"])
+    assert any(not torch.equal(untrained["state_dict"][k], trained["state_dict"][k]) for k in trained["state_dict"])
+
+
 def test_train_policy_refuses_a_config_of_another_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["train-policy", "--config", str(REPO / "configs/smoke/task.yaml"), "--out", str(tmp_path)])
