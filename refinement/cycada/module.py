@@ -222,8 +222,7 @@ class CyCADA(CycleTranslation, CheckpointedTorchRandomState, ExportableGenerator
         except RuntimeError:
             raise DatasetError(
                 path,
-                f"holds a {loaded.spec.arch} (width {loaded.spec.width}) source model, not CyCADA's network "
-                f"({mine.arch}, width {mine.width})",
+                f"holds a {_described(loaded.spec)} source model, not CyCADA's network ({_described(mine)})",
                 "set model.init_args.network to the checkpoint's network, or leave source_checkpoint empty",
             ) from None
         self.network.load_state_dict(self.source_model.state_dict())
@@ -357,3 +356,8 @@ class CyCADA(CycleTranslation, CheckpointedTorchRandomState, ExportableGenerator
             self.feature_spec.build(self.network.parameters()),
             self.feature_spec.build(self.feature_discriminator.parameters()),
         ]
+
+
+def _described(spec: TaskNetworkSpec) -> str:
+    stages = f", fcn_stages {spec.fcn_stages}" if spec.arch == "small_fcn" else ""
+    return f"{spec.arch}, width {spec.width}{stages}"

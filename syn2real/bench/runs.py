@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import statistics
@@ -148,20 +149,26 @@ def last_epoch_gains(metrics_csv: Path) -> dict[str, float]:
     """How much each real validation metric (``val/target_*``, higher is better) still rose in the last epoch.
 
     For a run's ``metrics.csv`` (Lightning's CSVLogger): the last epoch's value minus the best of the earlier epochs,
-    as ``val_last_gain/target_acc`` etc. A run that has converged gains about nothing (or loses: noise around a
-    plateau); a clearly positive gain says it was cut off while still learning. Empty when the file is missing or
-    holds fewer than two validated epochs.
+    as ``val_last_gain/target_acc`` etc. (an epoch validated several times counts with its last value; a run resumed
+    from a checkpoint logs, and so shows, only the epochs after the resume). A run that has converged gains about
+    nothing (or loses: noise around a plateau); a clearly positive gain says it was cut off while still learning.
+    Empty when the file is missing or unreadable, or holds fewer than two validated epochs.
     """
     if not metrics_csv.is_file():
         return {}
-    with metrics_csv.open(newline="") as f:
-        rows = list(csv.DictReader(f))
     gains = {}
-    for column in [c for c in (rows[0] if rows else {}) if c.startswith("val/target_")]:
-        by_epoch = {int(float(r["epoch"])): float(r[column]) for r in rows if r.get(column) and r.get("epoch")}
-        curve = [by_epoch[e] for e in sorted(by_epoch)]
-        if len(curve) >= 2:
-            gains[LAST_GAIN + column.removeprefix("val/")] = curve[-1] - max(curve[:-1])
+    try:
+        with metrics_csv.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = [c for c in reader.fieldnames or [] if c.startswith("val/target_")]
+        for column in columns:
+            by_epoch = {int(float(r["epoch"])): float(r[column]) for r in rows if r.get(column) and r.get("epoch")}
+            curve = [v for _, v in sorted(by_epoch.items()) if math.isfinite(v)]
+            if len(curve) >= 2:
+                gains[LAST_GAIN + column.removeprefix("val/")] = curve[-1] - max(curve[:-1])
+    except (OSError, ValueError, csv.Error):  # a damaged log loses its curve, never the run's result
+        return {}
     return gains
 
 

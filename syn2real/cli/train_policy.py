@@ -197,6 +197,8 @@ def _report(
     """Write the episodes' record and plot next to the policy, and say what was written."""
     policy_path = args.out / "policy.pt"
     if not episodes_rows:
+        for name in ("episodes.csv", "decisions.csv", "decisions.png"):  # an earlier trained run's, when overwritten
+            (args.out / name).unlink(missing_ok=True)
         console.print(f"untrained policy for {len(groups)} groups (no episode, seed {args.seed}) -> {policy_path}")
         return
     for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):

@@ -33,11 +33,19 @@ def read_checkpoint(path: Path) -> Any:
 
 
 def task_state_prefix(state: dict[str, Tensor], network: nn.Module) -> str | None:
-    """The first prefix under which ``state`` holds complete, shape-compatible weights of ``network``."""
+    """The first prefix under which ``state`` holds complete, shape-compatible weights of ``network``.
+
+    Weights of a deeper network of the same kind do not count as compatible: extra keys under the prefix that belong
+    to one of ``network``'s own submodules (a three-stage ``small_fcn``'s ``down.*`` given to a one-stage one) would
+    be dropped while the head trained on them is kept.
+    """
     own = network.state_dict()
+    slots = {name for name, _ in network.named_children()}
     for prefix in TASK_PREFIXES:
-        picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix) :] in own}
-        if len(picked) == len(own) and all(v.shape == own[k].shape for k, v in picked.items()):
+        under = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        picked = {k: v for k, v in under.items() if k in own}
+        deeper = any(k not in own and k.split(".", 1)[0] in slots for k in under)
+        if len(picked) == len(own) and not deeper and all(v.shape == own[k].shape for k, v in picked.items()):
             return prefix
     return None
 

@@ -162,19 +162,23 @@ def test_zero_episodes_write_the_policy_meta_training_starts_from(tmp_path: Path
     path = tmp_path / "asg.yaml"
     path.write_text(yaml.safe_dump(config))
     args = ["--config", str(path), "--episode-steps", "12", "--min-window", "4", "--run-steps", "40"]
-    for out, episodes in (("untrained", "0"), ("trained", "2")):  # a first episode sets the baseline: no update
+    for out, episodes in (("untrained", "0"), ("one", "1"), ("two", "2")):
         with pytest.raises(SystemExit) as done:
             main(["train-policy", *args, "--out", str(tmp_path / out), "--episodes", episodes, "--meta-lr", "1.0"])
         assert done.value.code == 0
-    untrained, trained = (torch.load(tmp_path / o / "policy.pt", weights_only=True) for o in ("untrained", "trained"))
+    untrained, one, two = (
+        torch.load(tmp_path / o / "policy.pt", weights_only=True) for o in ("untrained", "one", "two")
+    )
     assert not (tmp_path / "untrained" / "episodes.csv").exists()  # no episode ran
     assert untrained["metadata"]["episodes"] == 0
-    with pytest.raises(SystemExit) as again:  # the same seed gives the same untrained policy
-        main(["train-policy", *args, "--out", str(tmp_path / "again"), "--episodes", "0"])
+    same = lambda a, b: all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])  # noqa: E731
+    assert same(untrained, one)  # the first episode only sets the return baseline (advantage 0): the same start
+    assert not same(untrained, two)  # the second one moves it
+    with pytest.raises(SystemExit) as again:  # overwriting a trained run leaves no record of its episodes behind
+        main(["train-policy", *args, "--out", str(tmp_path / "two"), "--episodes", "0", "--overwrite"])
     assert again.value.code == 0
-    repeat = torch.load(tmp_path / "again" / "policy.pt", weights_only=True)
-    assert all(torch.equal(untrained["state_dict"][k], repeat["state_dict"][k]) for k in untrained["state_dict"])
-    assert any(not torch.equal(untrained["state_dict"][k], trained["state_dict"][k]) for k in trained["state_dict"])
+    assert same(untrained, torch.load(tmp_path / "two" / "policy.pt", weights_only=True))
+    assert not any((tmp_path / "two" / n).exists() for n in ("episodes.csv", "decisions.csv", "decisions.png"))
 
 
 def test_train_policy_refuses_a_config_of_another_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from syn2real.tasks.networks import SmallFCN, TaskNetworkSpec
+from syn2real.tasks.weights import task_state_prefix
 
 
 def receptive_field(net: torch.nn.Module, size: int = 96) -> int:
@@ -31,6 +32,23 @@ def test_each_stage_widens_the_receptive_field(stages: int, low: int, high: int)
 def test_one_stage_keeps_the_original_network_and_state_dict() -> None:
     net = SmallFCN(num_classes=11, in_channels=3, width=4)
     assert len(net.down) == 0 and len(net.merge) == 0
-    assert all(k.startswith(("features.", "head.")) for k in net.state_dict())  # old checkpoints still load
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert shapes == {  # the one-stage FCN's keys and shapes before stages existed: old checkpoints still load
+        "features.0.0.weight": (4, 3, 3, 3),
+        **{f"features.0.1.{k}": (4,) for k in ("weight", "bias", "running_mean", "running_var")},
+        "features.2.0.weight": (8, 4, 3, 3),
+        **{f"features.2.1.{k}": (8,) for k in ("weight", "bias", "running_mean", "running_var")},
+        "features.3.0.weight": (8, 8, 3, 3),
+        **{f"features.3.1.{k}": (8,) for k in ("weight", "bias", "running_mean", "running_var")},
+        "head.weight": (11, 8, 1, 1),
+        "head.bias": (11,),
+    }
     with pytest.raises(ValueError, match="at least one stage"):
         SmallFCN(num_classes=11, width=4, stages=0)
+
+
+def test_weights_of_a_deeper_fcn_are_not_taken_for_a_shallower_ones() -> None:
+    one, three = (SmallFCN(num_classes=11, in_channels=3, width=4, stages=n) for n in (1, 3))
+    state = {f"network.{k}": v for k, v in three.state_dict().items()}
+    assert task_state_prefix(state, three) == "network."
+    assert task_state_prefix(state, one) is None  # its head was trained on merged features: refused, not truncated
