@@ -28,8 +28,7 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
     Each row has the final-weights and val-selected ``metric`` (mean ± std, in %), the paired baseline over the same
     seeds and the paired difference (points), how much the real validation metric still rose in the last epoch
     (``last_gain``, points, mean ± std; ``rising`` when its mean is at least :data:`RISING_POINTS`;
-    ``baseline_rising`` when the paired baseline row is), wall time and,
-    for refiners, ``val/fd_effnet`` and the label
+    ``baseline_rising`` when the paired baseline row is), wall time and, for refiners, ``val/fd_effnet`` and the label
     preservation of raw and refined renders (%). Failed runs are counted, not averaged.
     """
     rows = []
@@ -89,12 +88,17 @@ def _diff(d: dict[str, Any] | None) -> str:
     return f"**{_pm(d['mean'], d['std'], signed=True)}** (n={d['n']})"
 
 
+def _unconverged(row: dict[str, Any]) -> bool:
+    """Whether the row's difference is a pointer only: the row or its paired baseline was still rising."""
+    return row["rising"] or row["baseline_rising"]
+
+
 def _gain(row: dict[str, Any]) -> str:
-    mean, std = row.get("last_gain", (float("nan"), float("nan")))
+    mean, std = row["last_gain"]
     if math.isnan(mean):
-        return "n/a (baseline still rising)" if row.get("baseline_rising") else "n/a"
+        return "n/a (baseline still rising)" if row["baseline_rising"] else "n/a"
     text = f"{_pm(mean, std, signed=True)} **still rising**" if row["rising"] else _pm(mean, std, signed=True)
-    return text + " (baseline still rising)" if row.get("baseline_rising") else text
+    return text + " (baseline still rising)" if row["baseline_rising"] else text
 
 
 def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
@@ -181,15 +185,12 @@ def _plot(path: Path, board: list[dict[str, Any]], metric: str, title: str) -> N
     right.barh(
         rev(
             paired,
-            lambda r: (
-                f"{r['method']} vs {r['paired_with']}"
-                + (" (still rising)" if r.get("rising") or r.get("baseline_rising") else "")
-            ),
+            lambda r: f"{r['method']} vs {r['paired_with']}" + (" (still rising)" if _unconverged(r) else ""),
         ),
         rev(paired, lambda r: r["final_diff"]["mean"]),
         xerr=rev(paired, lambda r: r["final_diff"]["std"]),
         color=rev(paired, lambda r: "#54a24b" if r["final_diff"]["mean"] > 0 else "#e45756"),
-        hatch=rev(paired, lambda r: "//" if r.get("rising") or r.get("baseline_rising") else ""),
+        hatch=rev(paired, lambda r: "//" if _unconverged(r) else ""),
         capsize=3,
     )
     right.axvline(0, color="black", linewidth=0.8)
