@@ -1,7 +1,9 @@
 """Running experiment configs as isolated processes, with resume and failure records.
 
 Shared by ``syn2real bench zoo`` and ``syn2real bench schedules``: a cell is one ``syn2real fit`` run in its own
-folder; a finished cell (``results.json`` present) is reused, a failed one is recorded with its error.
+folder; a finished cell (``results.json`` present) is reused unless its config changed since (its recorded
+:mod:`~syn2real.bench.fingerprint` differs: the old run is set aside as ``<folder>.stale`` and the cell runs again); a
+failed one is recorded with its error.
 :func:`run_cells` runs ``jobs`` cells at a time, each with ``cpu_count // jobs`` threads (small networks use two
 one-thread processes better than one two-thread process: 1.43x the throughput on 2 cores, measured), and starts a
 cell only after the cell it depends on (the pretraining of a fine-tune) finished.
@@ -24,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from syn2real.bench.fingerprint import cell_fingerprint, config_files, record_fingerprint, recorded_fingerprint
 
 
 @dataclass
@@ -80,10 +84,17 @@ def logger_args(cell: Cell) -> list[str]:
 def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> CellResult:
     """Run (or reuse) one cell in a subprocess (with ``threads`` intra-op threads if given); never raises."""
     done = cell.folder / "results.json"
+    fingerprint = cell_fingerprint(cell.args)
     if done.is_file() and _outdated(cell):  # its input (a refiner) was retrained: set the old run aside, run again
-        stale = cell.folder.with_name(cell.folder.name + ".stale")
-        shutil.rmtree(stale, ignore_errors=True)
-        cell.folder.rename(stale)
+        _set_aside(cell)
+    elif done.is_file() and recorded_fingerprint(cell.folder) not in (None, fingerprint):
+        stale = _set_aside(cell)
+        if log is not None:
+            configs = ", ".join(p.name for p in config_files(cell.args)) or "its arguments"
+            log(
+                f"[yellow]config changed[/yellow] since {cell.name} seed {cell.seed} ran ({configs}): running it "
+                f"again; the old run is kept in {stale}"
+            )
     if done.is_file():
         return _finished(cell, done, reused=True, wall=0.0)
     cell.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +110,16 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
         if log is not None:
             log(f"[red]failed[/red] {cell.name} seed {cell.seed}: {tail.splitlines()[-1] if tail else proc.returncode}")
         return _failed(cell, tail, wall)
+    record_fingerprint(cell.folder, cell.args, fingerprint)
     return _finished(cell, done, reused=False, wall=wall)
+
+
+def _set_aside(cell: Cell) -> Path:
+    """Move a finished run that must run again to ``<folder>.stale`` (replacing an older one); return that path."""
+    stale = cell.folder.with_name(cell.folder.name + ".stale")
+    shutil.rmtree(stale, ignore_errors=True)
+    cell.folder.rename(stale)
+    return stale
 
 
 def _outdated(cell: Cell) -> bool:
