@@ -55,8 +55,8 @@ def zoo_cells(
 
     Every experiment must have a pairing in ``zoo`` (read from ``zoo_path``; refused otherwise, before any run);
     ``unpaired`` rows are left out unless named in ``methods`` (or ``every_row``: all rows, to collect finished
-    runs; nothing is written), and a named row brings its baseline along (a refiner also its judge). A ``refines``
-    row gives two cells per seed (:mod:`syn2real.bench.zoo_refiners`).
+    runs; nothing is written), and a named row brings its baseline along, and that one's (:func:`with_baselines`; a
+    refiner also its judge). A ``refines`` row gives two cells per seed (:mod:`syn2real.bench.zoo_refiners`).
     """
     import_methods()
     configs = sorted(experiments.glob(f"*__{benchmark}.yaml"))
@@ -64,8 +64,7 @@ def zoo_cells(
         raise ValueError(f"no {experiments}/*__{benchmark}.yaml: no experiment configs for benchmark {benchmark!r}")
     names = [cfg.name.split("__")[0] for cfg in configs]
     check_rows(zoo, names, config_path=zoo_path)
-    wanted = set(methods or [])
-    wanted |= {zoo.rows[m].baseline_row for m in wanted if m in zoo.rows and zoo.rows[m].baseline_row}
+    wanted = with_baselines(set(methods or []), zoo)
     judged = lambda m: zoo.rows[m].kind == "refines" or zoo.rows[m].label_preservation is not None  # noqa: E731
     if zoo.judge is not None and any(judged(m) for m in wanted if m in zoo.rows):
         wanted.add(zoo.judge)
@@ -120,6 +119,23 @@ def zoo_cells(
         if unknown:
             raise ValueError(f"no experiment config for {unknown} on {benchmark!r}")
     return cells
+
+
+def with_baselines(methods: set[str], zoo: ZooConfig) -> set[str]:
+    """``methods`` and their baselines, and the baselines' baselines (a control paired with a method brings both).
+
+    Examples:
+        >>> from syn2real.bench.zoo_pairs import Pairing
+        >>> rows = {"a": Pairing("reference", "x"), "b": Pairing("baseline", "a"), "c": Pairing("baseline", "b")}
+        >>> sorted(with_baselines({"c"}, ZooConfig(seeds=(0, 1), rows=rows)))
+        ['a', 'b', 'c']
+    """
+    wanted, frontier = set(methods), set(methods)
+    while frontier:
+        frontier = {zoo.rows[m].baseline_row for m in frontier if m in zoo.rows and zoo.rows[m].baseline_row}
+        frontier -= wanted
+        wanted |= frontier
+    return wanted
 
 
 def seeds_in(out: Path) -> set[int]:

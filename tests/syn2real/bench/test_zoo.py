@@ -317,3 +317,28 @@ def test_a_run_cut_off_while_its_real_val_still_rose_is_marked_still_rising(tmp_
     table = markdown(list(board.values()), "test/target_acc", "tiny")
     assert "| +2.5 ± 0.7 **still rising** |" in table and "| -0.5 ± 2.1 |" in table
     assert "pointers, not claims" in table
+
+
+def test_a_control_brings_the_row_it_controls_and_that_rows_baseline(tmp_path: Path) -> None:
+    from syn2real.bench.zoo import zoo_cells
+    from syn2real.bench.zoo_pairs import load_zoo_config
+
+    configs = tmp_path / "configs"
+    for name in ("source_only", "target_oracle", "dann", "dann_control"):
+        _tiny(name, configs)
+    rows = {"source_only": {"reference": "baseline"}, "target_oracle": {"reference": "ceiling"}}
+    rows |= {"dann": {"baseline": "source_only"}, "dann_control": {"baseline": "dann"}}
+    _pairs(configs, rows)
+    path = configs / "bench" / "zoo.yaml"
+    cells = zoo_cells(
+        "tiny",
+        [0, 1],
+        tmp_path / "out",
+        ["dann_control"],
+        False,
+        [],
+        configs / "experiments",
+        load_zoo_config(path),
+        path,
+    )
+    assert {c.name for c in cells} == {"dann_control", "dann", "source_only"}  # not the unrelated oracle
