@@ -5,13 +5,17 @@ loss weight) would be reported beside runs of the new config as if they were the
 is a digest of the cell's ``syn2real fit`` arguments in which each YAML file named by an argument is replaced by
 its parsed content and, recursively, the content of every YAML file it names (``trainer: ../trainer/cpu.yaml``,
 resolved from the including file's folder, as LightningCLI does). Parsed, so comments and formatting do not count;
-content rather than paths, so a checkout moved elsewhere keeps its runs. Code changes are not seen.
+content rather than paths, and an absolute path inside a config (the zoo writes the refiner checkpoint's) taken
+relative to that config's folder, so a checkout or ``--out`` moved elsewhere keeps its runs. A config that cannot
+be read gives no fingerprint (``None``): nothing is compared and nothing set aside on a typo. Code changes are not
+seen.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,14 @@ FINGERPRINT_FILE = "inputs.json"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def cell_fingerprint(args: Sequence[str]) -> str:
+class UnreadableConfigError(Exception):
+    """A config file named by the arguments (or included) could not be read or parsed."""
+
+
+def cell_fingerprint(args: Sequence[str]) -> str | None:
     """Digest of ``args`` with every YAML file they name replaced by its content (and its includes', recursively).
+
+    ``None`` when one of those files cannot be read or parsed (the run itself reports that config's error).
 
     Examples:
         >>> cell_fingerprint(["--trainer.max_epochs=3"]) == cell_fingerprint(["--trainer.max_epochs=3"])
@@ -31,8 +41,11 @@ def cell_fingerprint(args: Sequence[str]) -> str:
         >>> cell_fingerprint(["--trainer.max_epochs=3"]) == cell_fingerprint(["--trainer.max_epochs=4"])
         False
     """
-    parts = [_argument(arg) for arg in args]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    try:
+        parts = [_argument(arg) for arg in args]
+    except UnreadableConfigError:
+        return None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _argument(arg: str) -> Any:
@@ -47,8 +60,8 @@ def _content(path: Path, including: tuple[Path, ...]) -> Any:
     """The parsed file with every YAML path in it replaced by that file's content (cycles stop at the repeat)."""
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:  # the run itself reports a broken config; here it is just different
-        return f"unreadable {path.name}: {type(err).__name__}"
+    except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: not UTF-8
+        raise UnreadableConfigError(path) from err
     return _expand(data, path.parent, (*including, path))
 
 
@@ -61,6 +74,8 @@ def _expand(node: Any, folder: Path, including: tuple[Path, ...]) -> Any:
         target = (folder / node).resolve()
         if target.is_file() and target not in including:
             return {"file": node, "content": _content(target, including)}
+    if isinstance(node, str) and Path(node).is_absolute():
+        return {"path": os.path.relpath(node, folder)}
     return node
 
 

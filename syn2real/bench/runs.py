@@ -87,17 +87,20 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
     fingerprint = cell_fingerprint(cell.args)
     if done.is_file() and _outdated(cell):  # its input (a refiner) was retrained: set the old run aside, run again
         _set_aside(cell)
-    elif done.is_file() and recorded_fingerprint(cell.folder) not in (None, fingerprint):
-        stale = _set_aside(cell)
+    elif _changed(cell.folder, fingerprint):
+        stale = _set_aside(cell, keep_matching=fingerprint)
         if log is not None:
             configs = ", ".join(p.name for p in config_files(cell.args)) or "its arguments"
+            again = "reusing the earlier run of these configs" if done.is_file() else "running it again"
             log(
-                f"[yellow]config changed[/yellow] since {cell.name} seed {cell.seed} ran ({configs}): running it "
-                f"again; the old run is kept in {stale}"
+                f"[yellow]config changed[/yellow] since {cell.name} seed {cell.seed} ran ({configs}): {again}; "
+                f"the other run is kept in {stale}"
             )
     if done.is_file():
         return _finished(cell, done, reused=True, wall=0.0)
-    cell.folder.parent.mkdir(parents=True, exist_ok=True)
+    cell.folder.mkdir(parents=True, exist_ok=True)
+    if fingerprint is not None:  # before the run: a run cut off after its results.json still has its record
+        record_fingerprint(cell.folder, cell.args, fingerprint)
     command = [sys.executable, "-m", "syn2real", "fit", *cell.args, *logger_args(cell)]
     started = time.perf_counter()
     env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -110,13 +113,30 @@ def run_cell(cell: Cell, *, log: Any = None, threads: int | None = None) -> Cell
         if log is not None:
             log(f"[red]failed[/red] {cell.name} seed {cell.seed}: {tail.splitlines()[-1] if tail else proc.returncode}")
         return _failed(cell, tail, wall)
-    record_fingerprint(cell.folder, cell.args, fingerprint)
     return _finished(cell, done, reused=False, wall=wall)
 
 
-def _set_aside(cell: Cell) -> Path:
-    """Move a finished run that must run again to ``<folder>.stale`` (replacing an older one); return that path."""
+def _changed(folder: Path, fingerprint: str | None) -> bool:
+    """Whether the finished run in ``folder`` recorded other configs than ``fingerprint`` (unknown: not changed)."""
+    recorded = recorded_fingerprint(folder)
+    done = (folder / "results.json").is_file()
+    return done and None not in (recorded, fingerprint) and recorded != fingerprint
+
+
+def _set_aside(cell: Cell, *, keep_matching: str | None = None) -> Path:
+    """Move a finished run that must run again to ``<folder>.stale`` and return that path.
+
+    An older ``.stale`` run replaced by it is deleted, unless it recorded ``keep_matching`` (an edit undone): then
+    the two swap and the earlier run is the cell's again.
+    """
     stale = cell.folder.with_name(cell.folder.name + ".stale")
+    undone = keep_matching is not None and recorded_fingerprint(stale) == keep_matching
+    if undone and (stale / "results.json").is_file():
+        swap = cell.folder.with_name(cell.folder.name + ".swap")
+        cell.folder.rename(swap)
+        stale.rename(cell.folder)
+        swap.rename(stale)
+        return stale
     shutil.rmtree(stale, ignore_errors=True)
     cell.folder.rename(stale)
     return stale
@@ -142,11 +162,14 @@ def _needs(cells: Sequence[Cell]) -> dict[int, int]:
 
 
 def finished_results(cells: Sequence[Cell]) -> list[CellResult]:
-    """The results of those ``cells`` that finished earlier (``results.json`` present), without running any."""
+    """The results of those ``cells`` that finished earlier (``results.json`` present), without running any.
+
+    A run whose configs changed since (its recorded fingerprint differs) is left out: it is not this experiment.
+    """
     return [
         _finished(c, c.folder / "results.json", reused=True, wall=0.0)
         for c in cells
-        if (c.folder / "results.json").is_file()
+        if (c.folder / "results.json").is_file() and not _changed(c.folder, cell_fingerprint(c.args))
     ]
 
 

@@ -129,6 +129,7 @@ class Plan:
         config: dict[str, Any] | None,
         extra: list[str] | None = None,
         fraction: float | None = None,
+        needs: Path | None = None,
     ) -> Cell:
         label = schedule if fraction is None else f"hybrid@{fraction:g}"
         folder = self.out / label / f"seed{seed}" if budget == 0 else self.out / f"{label}__b{budget}" / f"seed{seed}"
@@ -143,6 +144,7 @@ class Plan:
             folder=folder,
             args=args,
             tags={"schedule": label, "budget": budget, "real_fraction": fraction},
+            needs=needs,
         )
 
     def pretrain(self, seed: int) -> Cell:
@@ -172,6 +174,7 @@ class Plan:
                     seed,
                     budget,
                     self._config([real], None, a.finetune_steps, a.finetune_batch_size, model, lr=a.finetune_lr),
+                    needs=pretrained.folder,  # a pretraining run again makes this fine-tune stale
                 )
             )
         if "hybrid" in a.schedules:

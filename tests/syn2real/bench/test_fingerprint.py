@@ -95,3 +95,60 @@ def test_a_run_from_before_fingerprints_is_reused(tmp_path: Path, monkeypatch: p
     assert run_cell(cell).reused and fit.calls == 1  # nothing to compare with: reused, as before
     shutil.rmtree(cell.folder)
     assert not run_cell(cell).reused and fit.calls == 2
+
+
+def test_absolute_paths_in_a_generated_config_move_with_it(tmp_path: Path) -> None:
+    def refined_data(out: Path) -> Path:  # what the zoo writes: the refiner checkpoint's absolute path
+        (out / "cyclegan" / "refined_data").mkdir(parents=True)
+        path = out / "cyclegan" / "refined_data" / "seed0.yaml"
+        ckpt = out / "cyclegan" / "refiner" / "seed0" / "checkpoints" / "last.ckpt"
+        path.write_text(f"init_args: {{refiner: {ckpt}, since: 2020-01-01}}\n")  # a date: YAML parses it
+        return path
+
+    here, there = refined_data(tmp_path / "a"), refined_data(tmp_path / "b")
+    assert cell_fingerprint(["--data", str(here)]) == cell_fingerprint(["--data", str(there)])
+    other = tmp_path / "a" / "cyclegan" / "refined_data" / "seed0.yaml"
+    other.write_text(other.read_text().replace("seed0/checkpoints", "seed1/checkpoints"))
+    assert cell_fingerprint(["--data", str(here)]) != cell_fingerprint(["--data", str(there)])
+
+
+def test_an_unreadable_config_sets_nothing_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = FakeFit()
+    monkeypatch.setattr(runs.subprocess, "run", fit)
+    cfg = _configs(tmp_path / "configs")
+    cell = Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+    run_cell(cell)
+    net = tmp_path / "configs" / "model" / "net.yaml"
+    net.write_text("arch: [unclosed\n")  # a typo being fixed
+    assert cell_fingerprint(cell.args) is None
+    assert run_cell(cell).reused and fit.calls == 1 and not cell.folder.with_name("seed0.stale").exists()
+    net.write_bytes(b"\xff\xfe not text")
+    assert cell_fingerprint(cell.args) is None
+
+
+def test_an_edit_undone_brings_the_earlier_run_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = FakeFit()
+    monkeypatch.setattr(runs.subprocess, "run", fit)
+    cfg = _configs(tmp_path / "configs")
+    cell = Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+    logged: list[str] = []
+    assert run_cell(cell).metrics["test/target_acc"] == 1.0  # A
+    _configs(tmp_path / "configs", stages=1)
+    assert run_cell(cell).metrics["test/target_acc"] == 2.0  # B; A set aside
+    _configs(tmp_path / "configs", stages=3)
+    back = run_cell(cell, log=logged.append)  # A again: its run is the cell's again, B's is set aside
+    assert back.reused and back.metrics["test/target_acc"] == 1.0 and fit.calls == 2
+    assert "reusing the earlier run" in logged[0]
+    stale = json.loads((cell.folder.with_name("seed0.stale") / "results.json").read_text())
+    assert stale["metrics"]["test/target_acc"] == 2.0
+
+
+def test_the_tables_leave_out_a_run_of_changed_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs.subprocess, "run", FakeFit())
+    cfg = _configs(tmp_path / "configs")
+    cells = [Cell(name="x", seed=s, folder=tmp_path / "x" / f"seed{s}", args=["--config", str(cfg)]) for s in (0, 1)]
+    for cell in cells:
+        run_cell(cell)
+    assert len(runs.finished_results(cells)) == 2
+    _configs(tmp_path / "configs", stages=1)
+    assert runs.finished_results(cells) == []  # seeds of the old config are not shown beside runs of the new one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -99,8 +100,15 @@ def test_tiny_schedules_benchmark_writes_outputs_and_resumes(tmp_path: Path) -> 
         ckpt = torch.load(out / name / "seed0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
         assert ckpt["global_step"] == 3, name
 
-    assert schedules_command(argv) == 0  # resume: every cell reused
+    assert schedules_command(argv) == 0  # resume: every cell reused (its regenerated config has the same fingerprint)
     assert {r["reused"] for r in csv.DictReader((out / "results.csv").open())} == {"True"}
+
+    later = (out / "synthetic_only" / "seed0" / "results.json").stat().st_mtime + 60
+    os.utime(out / "synthetic_only" / "seed0" / "results.json", (later, later))  # as if pretrained again
+    assert schedules_command(argv) == 0  # the fine-tune of the old weights is set aside and runs again
+    reused = {r["name"]: r["reused"] for r in csv.DictReader((out / "results.csv").open())}
+    assert reused == {"synthetic_only": "True", "real_only": "True", "hybrid@0.5": "True", "pretrain_finetune": "False"}
+    assert (out / "pretrain_finetune__b10" / "seed0.stale" / "results.json").is_file()
 
 
 def test_interrupted_schedules_say_how_to_resume(
