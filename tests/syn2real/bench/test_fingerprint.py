@@ -62,11 +62,17 @@ class FakeFit:
         return subprocess.CompletedProcess(command, 0, "", "")
 
 
-def test_a_changed_config_runs_again_and_keeps_the_old_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _faked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeFit, Cell]:
+    """A cell of the configs under ``tmp_path/configs``, its fits done by a :class:`FakeFit`."""
     fit = FakeFit()
     monkeypatch.setattr(runs.subprocess, "run", fit)
     cfg = _configs(tmp_path / "configs")
-    cell = Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+    return fit, Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+
+
+def test_a_changed_config_runs_again_and_keeps_the_old_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit, cell = _faked(tmp_path, monkeypatch)
+    cfg = Path(cell.args[1])
     logged: list[str] = []
 
     first = run_cell(cell, log=logged.append)
@@ -113,10 +119,7 @@ def test_absolute_paths_in_a_generated_config_move_with_it(tmp_path: Path) -> No
 
 
 def test_an_unreadable_config_sets_nothing_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fit = FakeFit()
-    monkeypatch.setattr(runs.subprocess, "run", fit)
-    cfg = _configs(tmp_path / "configs")
-    cell = Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+    fit, cell = _faked(tmp_path, monkeypatch)
     run_cell(cell)
     net = tmp_path / "configs" / "model" / "net.yaml"
     net.write_text("arch: [unclosed\n")  # a typo being fixed
@@ -127,10 +130,7 @@ def test_an_unreadable_config_sets_nothing_aside(tmp_path: Path, monkeypatch: py
 
 
 def test_an_edit_undone_brings_the_earlier_run_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fit = FakeFit()
-    monkeypatch.setattr(runs.subprocess, "run", fit)
-    cfg = _configs(tmp_path / "configs")
-    cell = Cell(name="x", seed=0, folder=tmp_path / "out" / "x" / "seed0", args=["--config", str(cfg)])
+    fit, cell = _faked(tmp_path, monkeypatch)
     logged: list[str] = []
     assert run_cell(cell).metrics["test/target_acc"] == 1.0  # A
     _configs(tmp_path / "configs", stages=1)
