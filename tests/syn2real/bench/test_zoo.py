@@ -278,6 +278,26 @@ def test_a_method_holding_a_refiner_is_judged_on_a_task_rows_renders(tmp_path: P
         load_zoo_config(path)
 
 
+def test_a_segmentation_benchmark_brings_no_judge_and_tags_no_label_preservation(tmp_path: Path) -> None:
+    from syn2real.bench.zoo import zoo_cells
+    from syn2real.bench.zoo_pairs import load_zoo_config
+
+    configs = tmp_path / "configs"
+    for name in ("source_only", "target_oracle", "cycada"):
+        _tiny(name, configs)
+        tiny = configs / "experiments" / f"{name}__tiny.yaml"
+        tiny.rename(tiny.with_name(f"{name}__digits-scenes.yaml"))  # only the name matters to the cell list
+    path = configs / "bench" / "zoo.yaml"
+    path.parent.mkdir(parents=True)
+    rows = {"source_only": {"reference": "baseline"}, "target_oracle": {"reference": "ceiling"}}
+    rows["cycada"] = {"baseline": "source_only", "label_preservation": "source_only"}
+    path.write_text(yaml.safe_dump({"seeds": [0], "judge": "target_oracle", "rows": rows}))
+    zoo = load_zoo_config(path)
+    cells = zoo_cells("digits-scenes", [0], tmp_path / "out", ["cycada"], False, [], configs / "experiments", zoo, path)
+    assert {c.name for c in cells} == {"cycada", "source_only"}  # per-pixel labels: no per-image judge to train
+    assert all("refiner_checkpoint" not in c.tags for c in cells)
+
+
 def test_a_run_cut_off_while_its_real_val_still_rose_is_marked_still_rising(tmp_path: Path) -> None:
     from syn2real.bench.runs import Cell, finished_results, last_epoch_gains
     from syn2real.bench.zoo_pairs import Pairing
