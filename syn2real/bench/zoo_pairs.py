@@ -39,9 +39,25 @@ class Pairing:
         """The row whose run of the same seed is the baseline (``baseline`` and ``refines`` pairings)."""
         return self.value if self.kind in ("baseline", "refines") else None
 
-    def label(self) -> str:
+    def same_run_metric(self, metric: str) -> str:
+        """The metric of the same run that ``metric`` is compared with (a ``same_run`` pairing).
+
+        ``{metric}`` in the value stands for ``metric`` itself, so one row serves accuracy and mIoU benchmarks; a
+        fixed name takes ``metric``'s stage prefix (``test/``, ``test_valsel/``).
+
+        Examples:
+            >>> Pairing("same_run", "{metric}_source_bn").same_run_metric("test_valsel/target_miou")
+            'test_valsel/target_miou_source_bn'
+            >>> Pairing("same_run", "test/target_acc_source_bn").same_run_metric("test_valsel/target_acc")
+            'test_valsel/target_acc_source_bn'
+        """
+        if "{metric}" in self.value:
+            return self.value.replace("{metric}", metric)
+        return f"{metric.rsplit('/', 1)[0]}/{self.value.rsplit('/', 1)[-1]}"
+
+    def label(self, metric: str = "test/metric") -> str:
         if self.kind == "same_run":
-            return f"same run, {self.value.split('/')[-1]}"
+            return f"same run, {self.same_run_metric(metric).split('/')[-1]}"
         if self.kind == "refines":
             return f"{self.value} on raw renders"
         return self.value
@@ -107,7 +123,7 @@ def baseline_value(
     """The baseline's ``metric`` for ``row``'s run of ``seed`` (``None`` if that run is missing or failed)."""
     if pairing.kind == "same_run":
         run = results.get((row, seed))
-        wanted = f"{metric.rsplit('/', 1)[0]}/{pairing.value.rsplit('/', 1)[-1]}"  # test_valsel/... likewise
+        wanted = pairing.same_run_metric(metric)
         return run.metrics.get(wanted) if run is not None and run.status == "ok" else None
     if pairing.baseline_row is not None:
         run = results.get((pairing.baseline_row, seed))

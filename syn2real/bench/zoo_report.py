@@ -39,7 +39,7 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
         row: dict[str, Any] = {
             "method": name,
             "family": runs[0].tags.get("family", ""),
-            "paired_with": pairing.label(),
+            "paired_with": pairing.label(metric),
             "pairing": pairing.kind,
             "runs": len(ok),
             "failed": len(runs) - len(ok),

@@ -133,7 +133,7 @@ def test_leaderboard_pairs_rows_seed_by_seed(tmp_path: Path) -> None:
     ]
     pairs = {
         "source_only": Pairing("reference", "baseline"),
-        "adabn": Pairing("same_run", "test/target_acc_source_bn"),
+        "adabn": Pairing("same_run", "{metric}_source_bn"),
         "dann": Pairing("baseline", "source_only"),
     }
     board = {r["method"]: r for r in leaderboard(results, "test/target_acc", pairs)}
