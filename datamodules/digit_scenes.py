@@ -20,7 +20,7 @@ Every choice (which digits, where) is a pure function of the split (or simulator
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -198,6 +198,10 @@ class RealDigitScenesSource(Source):
         )
 
 
+RENDER_PHOTO_KEYS = 10**9
+"""Photo-patch keys of blended renders start here: far from the real scenes' (``10**6 · (1 + split)`` + index)."""
+
+
 class RenderedDigitScenesSource(Source):
     """Scenes of the built-in simulator's digits in memory, with label maps, masks and depth (domain 0 by default).
 
@@ -207,6 +211,11 @@ class RenderedDigitScenesSource(Source):
         config: simulator parameters ψ (its ``size`` is the cell side; scenes are twice that).
         use_labels: attach label maps.
         domain: domain id.
+        background: ``simulator`` (the renders as rendered) or ``photo``: a control, not a simulator setting. The
+            rendered ink (the grey render inside its foreground mask) is difference-blended onto photo patches the
+            way the real ``digits-scenes`` are made (other crops of the same two photos), so the renders keep their
+            glyph shapes and take the real scenes' compositing: how far a perfect appearance translation could go.
+            Needs ``config.channels: 3``.
     """
 
     def __init__(
@@ -217,9 +226,15 @@ class RenderedDigitScenesSource(Source):
         config: DigitsSimulatorConfig | None = None,
         use_labels: bool = True,
         domain: int = 0,
+        background: Literal["simulator", "photo"] = "simulator",
     ) -> None:
         self.num_samples, self.seed, self.use_labels, self.domain = num_samples, seed, use_labels, domain
         self.config = config or DigitsSimulatorConfig()
+        if background not in ("simulator", "photo"):
+            raise ValueError(f"background must be 'simulator' or 'photo', got {background!r}")
+        if background == "photo" and self.config.channels != 3:
+            raise ValueError("background='photo' gives colour images: set config.channels: 3")
+        self.background = background
 
     def load(self, transform: Any = None) -> SampleTensorDataset:
         arguments = {"num_scenes": self.num_samples, "seed": self.seed, "config": config_record(self.config)}
@@ -230,6 +245,9 @@ class RenderedDigitScenesSource(Source):
 
         out = cached_render("digit-scenes", arguments, render)
         images, labels, masks, depth = out["images"], out["labels"], out["masks"], out["depth"]
+        if self.background == "photo":
+            keys = [RENDER_PHOTO_KEYS + self.seed * 10**7 + i for i in range(len(images))]
+            images = blend_on_photos(images.mean(1, keepdim=True) * masks, keys=keys)
         return SampleTensorDataset(
             images,
             labels=labels if self.use_labels else None,

@@ -63,6 +63,26 @@ def test_rendered_scenes_tile_four_renders_with_their_masks_depth_and_labels() -
             assert set(labels[mask < 0.5].unique().tolist()) <= {0, IGNORE_INDEX}  # background, the ring outside
 
 
+def test_photo_blended_renders_keep_shapes_labels_masks_and_depth_on_real_style_backgrounds() -> None:
+    from datamodules.digit_scenes import RENDER_PHOTO_KEYS
+    from datamodules.photo_blend import photo_patches
+
+    config = DigitsSimulatorConfig(channels=3)
+    plain = RenderedDigitScenesSource(num_samples=3, seed=4, config=config).load()
+    blended = RenderedDigitScenesSource(num_samples=3, seed=4, config=config, background="photo").load()
+    assert torch.equal(blended.label_tensor, plain.label_tensor) and torch.equal(blended.masks, plain.masks)
+    assert torch.equal(blended.depth, plain.depth) and blended.images.shape == plain.images.shape
+    patches = photo_patches([RENDER_PHOTO_KEYS + 4 * 10**7 + i for i in range(3)], 64)
+    ink = plain.images.mean(1, keepdim=True) * plain.masks
+    assert torch.allclose(blended.images, (patches - ink).abs())  # |patch - ink|: the real scenes' blend
+    background = plain.masks.expand_as(plain.images) < 0.5
+    assert torch.equal(blended.images[background], patches[background])  # the simulator's background is gone
+    with pytest.raises(ValueError, match=r"set config\.channels: 3"):
+        RenderedDigitScenesSource(num_samples=3, background="photo")
+    with pytest.raises(ValueError, match="'simulator' or 'photo'"):
+        RenderedDigitScenesSource(num_samples=3, config=config, background="texture")  # type: ignore[arg-type]
+
+
 def test_a_segmentation_network_trains_on_rendered_scenes_and_is_scored_by_miou(tmp_path: Path) -> None:
     data = TaskDataModule(
         train=[RenderedDigitScenesSource(num_samples=8, config=DigitsSimulatorConfig(channels=3))],
