@@ -126,7 +126,7 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
     lines += [
         "",
         "Final weights: no real labels used. † Validation-selected: the weights of the epoch with the best real "
-        "validation accuracy, tested on the real test split: these numbers use the validation labels. Paired "
+        "validation metric, tested on the real test split: these numbers use the validation labels. Paired "
         "difference: the row minus its baseline, seed by seed (same data, seeds and steps), mean ± std over seeds. "
         "‡ Last-epoch gain: the real validation metric of the last epoch minus the best earlier epoch, mean ± std "
         f"over seeds; **still rising** (≥ {RISING_POINTS:g} point) marks a row cut off while learning: its numbers "
