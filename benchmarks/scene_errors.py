@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torchmetrics.classification import MulticlassJaccardIndex
 
 from datamodules.digit_scenes import CLASSES, RealDigitScenes
 from syn2real.batch import IGNORE_INDEX
@@ -22,16 +23,12 @@ from syn2real.tasks.weights import load_task_checkpoint
 
 def scene_errors(checkpoint: Path, *, split: str = "test") -> dict[str, float]:
     scenes = RealDigitScenes(split, channels=3, background="photo", use_labels=True)
-    images = torch.stack([scenes[i].image for i in range(len(scenes))])
-    labels = torch.stack([scenes[i].label for i in range(len(scenes))])
+    labels = scenes.label_maps
     network = load_task_checkpoint(checkpoint).network.eval()
     with torch.no_grad():
-        pred = torch.cat([network(chunk).argmax(1) for chunk in images.split(100)])
-    valid = labels != IGNORE_INDEX
-    ious = []
-    for c in range(len(CLASSES)):
-        said, truth = (pred == c) & valid, (labels == c) & valid
-        ious.append((said & truth).sum().item() / max(1, (said | truth).sum().item()))
+        pred = torch.cat([network(chunk).argmax(1) for chunk in scenes.images.split(100)])
+    per_class = MulticlassJaccardIndex(num_classes=len(CLASSES), average="none", ignore_index=IGNORE_INDEX)
+    ious = per_class(pred, labels).tolist()  # the zoo's mIoU is their mean (syn2real.metrics.task_metric)
     return {
         "miou": sum(ious) / len(ious),
         "background_iou": ious[0],
