@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from datamodules.digit_scenes import RealDigitScenesSource
 from datamodules.errors import DatasetError
 from datamodules.format import read_info
 from datamodules.sources import ImageFolderSource, RealDigitsSource, Source, Syn2RealSource, UnlabeledFolderSource
@@ -23,16 +24,31 @@ from syn2real.batch import collate
 from syn2real.bn_stats import bn_layers, reestimate_bn_stats
 from syn2real.tasks.weights import load_task_checkpoint
 
-BUILTIN_POOL = "digits-real-pool"
+BUILTIN_POOLS = ("digits-real-pool", "digits-photo-real-pool", "digits-scenes-real-pool")
+"""The unlabeled real pools of the built-in benchmarks (``digits``, ``digits-photo``, ``digits-scenes``)."""
+
+
+def _builtin_pool(name: str, channels: int) -> Source:
+    """The unlabeled real pool of a built-in benchmark, at the model's channel count."""
+    background = "black" if name == "digits-real-pool" else "photo"
+    if background == "photo" and channels != 3:
+        raise ValueError(
+            f"{name!r} holds RGB images (real digits on photo patches) but the model takes {channels} channel(s): "
+            "adapt a 3-channel model, or use 'digits-real-pool'"
+        )
+    if name == "digits-scenes-real-pool":
+        return RealDigitScenesSource(split="pool", channels=channels, background=background, use_labels=False)
+    return RealDigitsSource(split="pool", channels=channels, background=background, use_labels=False)
 
 
 def _source_for(data: str, channels: int, size: tuple[int, int] | None) -> Source:
-    """A source reading ``data`` without its labels: the built-in pool, a syn2real dataset/run, or image folders."""
-    if data == BUILTIN_POOL:
-        return RealDigitsSource(split="pool", channels=channels, use_labels=False)
+    """A source reading ``data`` without its labels: a built-in pool, a syn2real dataset/run, or image folders."""
+    if data in BUILTIN_POOLS:
+        return _builtin_pool(data, channels)
     root = Path(data)
     if not root.is_dir():
-        raise DatasetError(root, "folder does not exist", f"give a dataset or image folder, or {BUILTIN_POOL!r}")
+        pools = ", ".join(repr(p) for p in BUILTIN_POOLS)
+        raise DatasetError(root, "folder does not exist", f"give a dataset or image folder, or one of {pools}")
     if (root / "dataset.json").is_file() or any((p / "dataset.json").is_file() for p in root.iterdir()):
         info = read_info(select_stages(root, "latest")[0])
         if info.channels != channels:
@@ -108,7 +124,9 @@ def adapt_bn_command(argv: list[str]) -> int:
         "BatchNorm statistics on (unlabeled) real images and write a new checkpoint.",
     )
     parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint of a task model (TaskModule, DANN...)")
-    parser.add_argument("--data", required=True, help=f"syn2real dataset, image folder, or {BUILTIN_POOL!r}")
+    parser.add_argument(
+        "--data", required=True, help=f"syn2real dataset, image folder, or a built-in pool: {', '.join(BUILTIN_POOLS)}"
+    )
     parser.add_argument("--out", type=Path, required=True, help="adapted checkpoint to write")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize folder images to H W")

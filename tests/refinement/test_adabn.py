@@ -147,3 +147,43 @@ def test_adapt_bn_refuses_other_channel_counts_and_writes_nothing(tmp_path: Path
         adapt_checkpoint(tmp_path / "model.ckpt", str(rgb), tmp_path / "out.ckpt")
     assert not (tmp_path / "out.ckpt").exists()
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".ckpt"] == ["model.ckpt"]
+
+
+def _checkpoint(tmp_path: Path, spec: dict, task: str = "classification") -> tuple[TaskModule, Path]:
+    model = TaskModule(network=TaskNetworkSpec(**spec))
+    trainer = _trainer(tmp_path, max_steps=1)
+    channels, classes = spec["in_channels"], spec["num_classes"]
+    trainer.fit(model, RandomDataModule(num_classes=classes, channels=channels, size=16, batch_size=4, task=task))
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    return model, tmp_path / "model.ckpt"
+
+
+def test_adapt_bn_reads_the_real_pool_of_each_builtin_benchmark(tmp_path: Path) -> None:
+    seg = {"arch": "small_fcn", "width": 4, "num_classes": 11, "in_channels": 3, "task": "segmentation"}
+    model, ckpt = _checkpoint(tmp_path, seg, task="segmentation")
+    record = adapt_checkpoint(ckpt, "digits-scenes-real-pool", tmp_path / "scenes.ckpt", batch_size=100)
+    assert record["images"] == 1000  # the 1,000 unlabeled real scenes, every batch full
+    adapted = TaskModule(network=TaskNetworkSpec(**seg), init_from=str(tmp_path / "scenes.ckpt"))
+    first_bn = next(m for m in adapted.network.modules() if isinstance(m, nn.BatchNorm2d))
+    own_bn = next(m for m in model.network.modules() if isinstance(m, nn.BatchNorm2d))
+    assert not torch.allclose(first_bn.running_mean, own_bn.running_mean)
+    # the pools are told apart: photo-blended digits and the black-background digits give other statistics
+    cls = {"width": 4, "num_classes": 10, "in_channels": 3}
+    _, cls_ckpt = _checkpoint(tmp_path / "cls", cls)
+    photo = adapt_checkpoint(cls_ckpt, "digits-photo-real-pool", tmp_path / "photo.ckpt", batch_size=128)
+    black = adapt_checkpoint(cls_ckpt, "digits-real-pool", tmp_path / "black.ckpt", batch_size=128)
+    assert photo["images"] == black["images"] > 0
+    bns = [
+        TaskModule(network=TaskNetworkSpec(**cls), init_from=str(tmp_path / f"{name}.ckpt")).network.features[0][1]
+        for name in ("photo", "black")
+    ]
+    assert not torch.allclose(bns[0].running_mean, bns[1].running_mean)
+
+
+def test_adapt_bn_refuses_a_photo_pool_for_a_grey_model_and_writes_nothing(tmp_path: Path) -> None:
+    _, ckpt = _checkpoint(tmp_path, {"width": 4, "num_classes": 10, "in_channels": 1})
+    with pytest.raises(ValueError, match=r"'digits-photo-real-pool' holds RGB images .* takes 1 channel"):
+        adapt_checkpoint(ckpt, "digits-photo-real-pool", tmp_path / "out.ckpt")
+    with pytest.raises(Exception, match="digits-scenes-real-pool"):  # a typo is not a pool: the error lists them
+        adapt_checkpoint(ckpt, "digits-scenes-pool", tmp_path / "out.ckpt")
+    assert not (tmp_path / "out.ckpt").exists()
