@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.cli import ArgsType, LightningCLI
 from pytorch_lightning.utilities import rank_zero_warn
 
@@ -98,6 +99,10 @@ class Syn2RealCLI(LightningCLI):
             "subcommand": self.subcommand,
             "seed": self.config[self.subcommand].get("seed_everything"),
             "model": type(self.model).__name__,
+            # a run reproduces bit for bit only at the same torch version and CPU thread count (the order of float
+            # reductions follows the threads): recorded so that two results can be told apart
+            "torch_version": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "metrics": {k: float(v) for k, v in metrics.items()},
         }
         out.write_text(json.dumps(record, indent=2) + "\n")

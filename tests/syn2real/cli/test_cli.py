@@ -62,6 +62,7 @@ def test_fit_tests_the_final_model_and_writes_results(tmp_path: Path) -> None:
     )
     results = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert results["subcommand"] == "fit" and results["model"] == "TaskModule"
+    assert results["torch_threads"] == torch.get_num_threads() and results["torch_version"] == torch.__version__
     assert 0 <= results["metrics"]["test/target_acc"] <= 1 and results["metrics"]["fit_wall_time_s"] > 0
 
 
