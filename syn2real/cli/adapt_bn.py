@@ -18,27 +18,36 @@ from rich.console import Console
 from datamodules.digit_scenes import RealDigitScenesSource
 from datamodules.errors import DatasetError
 from datamodules.format import read_info
+from datamodules.real_digits import Background
 from datamodules.sources import ImageFolderSource, RealDigitsSource, Source, Syn2RealSource, UnlabeledFolderSource
 from datamodules.stages import select_stages
 from syn2real.batch import collate
 from syn2real.bn_stats import bn_layers, reestimate_bn_stats
 from syn2real.tasks.weights import load_task_checkpoint
 
-BUILTIN_POOLS = ("digits-real-pool", "digits-photo-real-pool", "digits-scenes-real-pool")
-"""The unlabeled real pools of the built-in benchmarks (``digits``, ``digits-photo``, ``digits-scenes``)."""
+BUILTIN_POOLS: dict[str, tuple[type[RealDigitsSource | RealDigitScenesSource], Background]] = {
+    "digits-real-pool": (RealDigitsSource, "black"),
+    "digits-photo-real-pool": (RealDigitsSource, "photo"),
+    "digits-scenes-real-pool": (RealDigitScenesSource, "photo"),
+}
+"""The unlabeled real pools of the built-in benchmarks (``digits``, ``digits-photo``, ``digits-scenes``).
+
+Each name maps to the source that reads it and the background of its images."""
 
 
 def _builtin_pool(name: str, channels: int) -> Source:
-    """The unlabeled real pool of a built-in benchmark, at the model's channel count."""
-    background = "black" if name == "digits-real-pool" else "photo"
+    """The unlabeled real pool of a built-in benchmark, at the model's channel count.
+
+    The datasets refuse photo backgrounds below 3 channels too, but their fix ("set channels: 3") is a config's; here
+    the channel count is the model's, so the error says which pool to use instead.
+    """
+    source, background = BUILTIN_POOLS[name]
     if background == "photo" and channels != 3:
         raise ValueError(
             f"{name!r} holds RGB images (real digits on photo patches) but the model takes {channels} channel(s): "
             "adapt a 3-channel model, or use 'digits-real-pool'"
         )
-    if name == "digits-scenes-real-pool":
-        return RealDigitScenesSource(split="pool", channels=channels, background=background, use_labels=False)
-    return RealDigitsSource(split="pool", channels=channels, background=background, use_labels=False)
+    return source(split="pool", channels=channels, background=background, use_labels=False)
 
 
 def _source_for(data: str, channels: int, size: tuple[int, int] | None) -> Source:

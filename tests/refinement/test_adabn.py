@@ -27,6 +27,15 @@ def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
     return pl.Trainer(**(base | kw))
 
 
+def _checkpoint(tmp_path: Path, spec: dict, task: str = "classification") -> tuple[TaskModule, Path]:
+    model = TaskModule(network=TaskNetworkSpec(**spec))
+    trainer = _trainer(tmp_path, max_steps=1)
+    channels, classes = spec["in_channels"], spec["num_classes"]
+    trainer.fit(model, RandomDataModule(num_classes=classes, channels=channels, size=16, batch_size=4, task=task))
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    return model, tmp_path / "model.ckpt"
+
+
 def test_running_stats_equal_the_real_inputs_statistics() -> None:
     g = torch.Generator().manual_seed(0)
     batches = [torch.randn(8, 3, 4, 4, generator=g) * 2 + 5 for _ in range(3)]
@@ -121,11 +130,7 @@ def test_callback_restores_source_statistics_after_validation(tmp_path: Path) ->
 
 
 def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
-    model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3))
-    trainer = _trainer(tmp_path, max_steps=1)
-    trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
-    ckpt = tmp_path / "model.ckpt"
-    trainer.save_checkpoint(ckpt)
+    model, ckpt = _checkpoint(tmp_path, {"width": 4, "num_classes": 3, "in_channels": 1})
     data = write_dataset(tmp_path / "real", make_samples(8))
     before = tree_digest(data)
     record = adapt_checkpoint(ckpt, str(data), tmp_path / "adapted.ckpt", batch_size=4)
@@ -138,24 +143,12 @@ def test_adapt_bn_command_writes_an_adapted_checkpoint(tmp_path: Path) -> None:
 
 
 def test_adapt_bn_refuses_other_channel_counts_and_writes_nothing(tmp_path: Path) -> None:
-    model = TaskModule(network=TaskNetworkSpec(width=4, num_classes=3, in_channels=1))
-    trainer = _trainer(tmp_path, max_steps=1)
-    trainer.fit(model, RandomDataModule(num_classes=3, batch_size=4, size=8))
-    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    _checkpoint(tmp_path, {"width": 4, "num_classes": 3, "in_channels": 1})
     rgb = write_dataset(tmp_path / "rgb", make_samples(4, channels=3), channels=3)
     with pytest.raises(Exception, match="has 3-channel images but the model takes 1"):
         adapt_checkpoint(tmp_path / "model.ckpt", str(rgb), tmp_path / "out.ckpt")
     assert not (tmp_path / "out.ckpt").exists()
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".ckpt"] == ["model.ckpt"]
-
-
-def _checkpoint(tmp_path: Path, spec: dict, task: str = "classification") -> tuple[TaskModule, Path]:
-    model = TaskModule(network=TaskNetworkSpec(**spec))
-    trainer = _trainer(tmp_path, max_steps=1)
-    channels, classes = spec["in_channels"], spec["num_classes"]
-    trainer.fit(model, RandomDataModule(num_classes=classes, channels=channels, size=16, batch_size=4, task=task))
-    trainer.save_checkpoint(tmp_path / "model.ckpt")
-    return model, tmp_path / "model.ckpt"
 
 
 def test_adapt_bn_reads_the_real_pool_of_each_builtin_benchmark(tmp_path: Path) -> None:
