@@ -23,12 +23,17 @@ from generalization.asg.policy import SIGNALS, LRPolicy
 
 @dataclass
 class Decision:
-    """One action of the policy: the step, the multipliers chosen, log-probability and entropy (for REINFORCE)."""
+    """One action of the policy: the multipliers it sampled, and what REINFORCE and a reader need about it.
+
+    ``log_prob`` and ``entropy`` are for REINFORCE; ``expected`` is each group's expected multiplier
+    ``Σ_a π(a|s)·a``: what the policy prefers, without the sampling noise.
+    """
 
     step: int
     multipliers: list[float]
     log_prob: Tensor
     entropy: Tensor
+    expected: list[float]
 
 
 class LRController(nn.Module):
@@ -85,10 +90,11 @@ class LRController(nn.Module):
             dist = Categorical(logits=logits)
             index = logits.argmax(-1) if self.greedy else dist.sample()
             log_prob, entropy = dist.log_prob(index).sum(), dist.entropy().sum()
+            expected = (dist.probs.detach() * self.policy.actions).sum(-1)
         self.multipliers.copy_(self.policy.actions[index])
         self.state.copy_(new_state.detach())
         self._live_state = new_state if self.learn else None
         self.sums.zero_()
         self.count.zero_()
         self.next_decision.fill_(step + self.window(step))
-        return Decision(step, self.multipliers.tolist(), log_prob, entropy)
+        return Decision(step, self.multipliers.tolist(), log_prob, entropy, expected.tolist())

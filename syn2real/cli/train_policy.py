@@ -4,8 +4,11 @@ The experiment config is the one ``syn2real fit`` takes for an ASG run (model an
 the policy learns to choose that network's layer-group rates on that synthetic data (:mod:`generalization.asg.meta`).
 ``--model.*`` / ``--data.*`` arguments override the config as they do for ``syn2real fit`` (e.g. a smaller batch for
 short episodes).
-Writes ``policy.pt`` (give it to ASG as ``model.init_args.policy``), ``episodes.csv``, ``decisions.csv`` and
-``decisions.png`` (every group's multiplier over the steps of the first and the last episode).
+Writes ``policy.pt`` (give it to ASG as ``model.init_args.policy``), ``episodes.csv``, ``decisions.csv`` (every
+decision: the multiplier sampled and the policy's expected one), ``decisions.png`` (every group's sampled multiplier
+over the steps of the first and the last episode) and ``meta_training.png`` (every group's expected multiplier,
+averaged over an episode's decisions, across the episodes: what meta-training taught the policy, free of the
+sampling noise that dominates ``decisions.png``).
 
 ``--episodes 0`` writes the policy as meta-training would start it (same seed, same network, no update): the control
 that tells what meta-training changed in a policy from where it started.
@@ -25,6 +28,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from datamodules.errors import DatasetError
+
+_RECORDS = ("episodes.csv", "decisions.csv", "decisions.png", "meta_training.png")  # a trained run's, beside policy.pt
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -58,6 +63,33 @@ def plot_decisions(rows: list[dict[str, Any]], groups: list[str], path: Path) ->
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle("ASG policy: learning-rate multiplier per layer group")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_meta_training(rows: list[dict[str, Any]], groups: list[str], path: Path) -> None:
+    """Each group's expected multiplier (mean over an episode's decisions) against the episode, one line per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from generalization.asg.policy import ACTIONS
+
+    episodes = sorted({r["episode"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for group in groups:
+        means = []
+        for ep in episodes:
+            values = [r["expected"] for r in rows if r["episode"] == ep and r["group"] == group]
+            means.append(sum(values) / len(values))
+        ax.plot(episodes, means, marker="." if len(episodes) < 50 else None, label=group)
+    ax.axhline(sum(ACTIONS) / len(ACTIONS), color="grey", linestyle=":", linewidth=1)  # the uniform start
+    ax.set_xlabel("episode")
+    ax.set_ylabel("expected multiplier")
+    ax.legend(fontsize=7, ncol=3)
+    fig.suptitle("ASG policy over meta-training: each group's expected learning-rate multiplier")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -139,8 +171,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
         def on_episode(index: int, episode: Episode, loss: float) -> None:
             for d in episode.decisions:
-                for group, m in zip(method.group_names, d.multipliers, strict=True):
-                    decision_rows.append({"episode": index, "step": d.step, "group": group, "multiplier": m})
+                for group, m, e in zip(method.group_names, d.multipliers, d.expected, strict=True):
+                    decision_rows.append(
+                        {"episode": index, "step": d.step, "group": group, "multiplier": m, "expected": e}
+                    )
             n = len(episode.objective)
             episodes_rows.append(
                 {
@@ -197,13 +231,14 @@ def _report(
     """Write the episodes' record and plot next to the policy, and say what was written."""
     policy_path = args.out / "policy.pt"
     if not episodes_rows:
-        for name in ("episodes.csv", "decisions.csv", "decisions.png"):  # an earlier trained run's, when overwritten
+        for name in _RECORDS:  # an earlier trained run's, when overwritten
             (args.out / name).unlink(missing_ok=True)
         console.print(f"untrained policy for {len(groups)} groups (no episode, seed {args.seed}) -> {policy_path}")
         return
     for name, rows in (("episodes.csv", episodes_rows), ("decisions.csv", decision_rows)):
         _write_csv(args.out / name, rows)
     plot_decisions(decision_rows, groups, args.out / "decisions.png")
+    plot_meta_training(decision_rows, groups, args.out / "meta_training.png")
     first, last = episodes_rows[0]["mean_objective"], episodes_rows[-1]["mean_objective"]
     console.print(
         f"policy for {len(groups)} groups after {args.episodes} episodes (the first {args.episode_steps} "

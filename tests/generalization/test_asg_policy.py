@@ -65,6 +65,22 @@ def test_windows_grow_with_the_steps_done_and_decisions_see_window_means() -> No
     assert seen[1][3].item() == pytest.approx(0.5) and seen[1][4].item() == pytest.approx(float(torch.eye(2).std()))
 
 
+def test_decision_reports_the_policy_expected_multiplier() -> None:
+    policy = LRPolicy(groups=["a", "b"])
+    with torch.no_grad():  # head a: 0.2 with probability 1/4, 1.0 with 3/4; head b: uniform
+        probs = torch.full((len(ACTIONS),), 1e-12)
+        probs[2], probs[10] = 0.25, 0.75
+        policy.heads[0].weight.zero_()
+        policy.heads[0].bias.copy_(probs.log())
+        policy.heads[1].weight.zero_()
+        policy.heads[1].bias.zero_()
+    controller = LRController(policy, min_window=1)
+    _observe(controller, 1.0)
+    decision = controller.decide(1)
+    assert decision.expected == pytest.approx([0.25 * 0.2 + 0.75 * 1.0, 0.5], abs=1e-6)
+    assert decision.multipliers[0] in (pytest.approx(0.2), pytest.approx(1.0))  # sampled, not the expectation
+
+
 def test_reward_is_minus_the_mean_objective_of_the_window() -> None:
     controller = LRController(LRPolicy(groups=["a"]), min_window=2)
     for value in (1.0, 2.0, 4.0):
@@ -137,8 +153,12 @@ def test_train_policy_command_writes_a_policy_asg_then_deploys(
     with pytest.raises(SystemExit) as done:
         main(["train-policy", *args])
     assert done.value.code == 0
-    for name in ("policy.pt", "episodes.csv", "decisions.csv", "decisions.png"):
+    for name in ("policy.pt", "episodes.csv", "decisions.csv", "decisions.png", "meta_training.png"):
         assert (out / name).is_file(), name
+    decisions = list(csv.DictReader((out / "decisions.csv").read_text().splitlines()))
+    assert len(decisions) == 2 * 2 * 9  # episodes × decisions × groups
+    assert all(0.0 <= float(r["expected"]) <= 1.0 for r in decisions)
+    assert {round(float(r["expected"]), 2) for r in decisions if r["episode"] == "0"} == {0.5}  # the uniform start
     rows = list(csv.DictReader((out / "episodes.csv").read_text().splitlines()))
     assert [int(r["decisions"]) for r in rows] == [2, 2]  # decisions at steps 4 and 8 of 12
     said = " ".join(capsys.readouterr().err.split())  # one line per episode, for logs without a progress bar
@@ -178,7 +198,8 @@ def test_zero_episodes_write_the_policy_meta_training_starts_from(tmp_path: Path
         main(["train-policy", *args, "--out", str(tmp_path / "two"), "--episodes", "0", "--overwrite"])
     assert again.value.code == 0
     assert same(untrained, torch.load(tmp_path / "two" / "policy.pt", weights_only=True))
-    assert not any((tmp_path / "two" / n).exists() for n in ("episodes.csv", "decisions.csv", "decisions.png"))
+    records = ("episodes.csv", "decisions.csv", "decisions.png", "meta_training.png")
+    assert not any((tmp_path / "two" / n).exists() for n in records)
 
 
 def test_train_policy_refuses_a_config_of_another_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,7 +221,10 @@ def test_the_policy_sees_each_groups_rate_over_its_base() -> None:
     assert torch.allclose(seen[1], 0.25 * torch.tensor(chosen))
 
 
-def test_the_shipped_digits_policy_fits_the_digits_network() -> None:
+@pytest.mark.parametrize("name", ["asg_lite0_digits.pt", "asg_lite0_digits_40ep.pt"])
+def test_the_shipped_digits_policies_fit_the_digits_network(name: str) -> None:
     groups = ["conv_stem", *(f"blocks.{i}" for i in range(7)), "task_head"]
-    policy = load_policy(REPO / "configs/policies/asg_lite0_digits.pt", groups=groups, backbone="efficientnet_lite0")
+    policy = load_policy(REPO / "configs/policies" / name, groups=groups, backbone="efficientnet_lite0")
     assert policy.groups == groups and sum(p.numel() for p in policy.parameters()) < 50_000  # small enough to ship
+    metadata = torch.load(REPO / "configs/policies" / name, weights_only=True)["metadata"]
+    assert metadata["episodes"] == (40 if "40ep" in name else 10)  # what the README says each was trained for
