@@ -85,15 +85,37 @@ def _signed(make: Callable[[float], A.BasicTransform], value: float) -> A.OneOf:
     return A.OneOf([make(value), make(-value)], p=1)
 
 
+class Sharpness(A.ImageOnlyTransform):
+    """PIL's ``ImageEnhance.Sharpness(image).enhance(factor)`` (the official RandAugment op) on a uint8 HWC image.
+
+    The image is blended with its PIL ``SMOOTH`` filtering (3×3 kernel of ones with 5 at the centre, over 13):
+    ``smooth + factor · (image − smooth)``; ``factor`` < 1 blurs, > 1 sharpens, 1 is the identity. As in PIL, the
+    outermost pixels are left unchanged.
+    """
+
+    def __init__(self, factor: float, p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.factor = factor
+
+    def apply(self, img: np.ndarray, **params: object) -> np.ndarray:
+        x = img.astype(np.float32)
+        h, w = x.shape[:2]
+        padded = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        smooth = (sum(padded[i : i + h, j : j + w] for i in range(3) for j in range(3)) + 4 * x) / 13
+        smooth[[0, -1]], smooth[:, [0, -1]] = x[[0, -1]], x[:, [0, -1]]  # PIL leaves the outermost pixels alone
+        return np.clip(np.round(smooth + self.factor * (x - smooth)), 0, 255).astype(img.dtype)
+
+
 def rand_augment(magnitude: int = 6) -> A.Compose:
     """CSG's view augmentation: RandAugment with one operation (N = 1) at ``magnitude`` of 30.
 
     The official op set, each at exactly ``m = magnitude / 30`` of its range with a random sign where it has one:
     identity, auto-contrast and equalize (applied with probability m, as the official code), rotate (30° · m),
-    posterize (8 − 4m bits), solarize (threshold 1 − m), colour (saturation), contrast and brightness (factor 1 ± 0.9m),
-    sharpness, shear x / y (factor 0.3m), translate x / y (100 px at 224 px · m, i.e. 0.45m of the side, for any
-    size). Square inputs need no per-view crop (the official Resize(224) + RandomCrop(224) only crops non-square
-    images). Seed it per batch (:func:`augment_batch` does, from torch's generator).
+    posterize (8 − 4m bits), solarize (threshold 1 − m), colour (saturation), contrast, brightness and sharpness
+    (factor 1 ± 0.9m; :class:`Sharpness` blurs or sharpens), shear x / y (factor 0.3m), translate x / y (100 px at
+    224 px · m, i.e. 0.45m of the side, for any size). Square inputs need no per-view crop (the official Resize(224) +
+    RandomCrop(224) only crops non-square images). Seed it per batch (:func:`augment_batch` does, from torch's
+    generator).
     """
     m = magnitude / 30
     shear = math.degrees(math.atan(0.3 * m))  # a shear factor of 0.3·m as an angle
@@ -108,7 +130,7 @@ def rand_augment(magnitude: int = 6) -> A.Compose:
         _signed(lambda v: A.ColorJitter(brightness=0, contrast=0, saturation=(1 + v, 1 + v), hue=0, p=1), tone),
         _signed(lambda v: A.ColorJitter(brightness=0, contrast=(1 + v, 1 + v), saturation=0, hue=0, p=1), tone),
         _signed(lambda v: A.ColorJitter(brightness=(1 + v, 1 + v), contrast=0, saturation=0, hue=0, p=1), tone),
-        A.Sharpen(alpha=(m, m), lightness=(1.0, 1.0), p=1),
+        _signed(lambda v: Sharpness(factor=1 + v), tone),
         _signed(lambda v: A.Affine(shear={"x": (v, v), "y": (0, 0)}, p=1), shear),
         _signed(lambda v: A.Affine(shear={"x": (0, 0), "y": (v, v)}, p=1), shear),
         _signed(lambda v: A.Affine(translate_percent={"x": (v, v), "y": (0, 0)}, p=1), shift),

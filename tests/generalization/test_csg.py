@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -14,6 +15,7 @@ from generalization.backbone import stage_maps
 from generalization.csg import CSG
 from generalization.csg.parts import (
     KeyQueue,
+    Sharpness,
     a_pool,
     augment_batch,
     info_nce,
@@ -78,6 +80,18 @@ def test_momentum_update_by_hand() -> None:
         source.weight.fill_(3.0)
     momentum_update(target, source, 0.75)
     assert target.weight.item() == pytest.approx(0.75 * 1 + 0.25 * 3)
+
+
+def test_sharpness_blurs_below_one_and_sharpens_above_as_pil() -> None:
+    image = np.zeros((3, 3, 1), dtype=np.uint8)
+    image[1, 1] = 130  # one bright pixel: PIL's SMOOTH gives the centre (5·130)/13 = 50; the border stays
+    smooth = Sharpness(factor=0.0)(image=image)["image"]
+    assert smooth[1, 1, 0] == 50 and smooth.sum() == 50
+    half = Sharpness(factor=0.5)(image=image)["image"]
+    assert half[1, 1, 0] == 90  # 50 + 0.5 · (130 − 50)
+    sharp = Sharpness(factor=1.5)(image=image)["image"]
+    assert sharp[1, 1, 0] == 170  # 50 + 1.5 · (130 − 50)
+    assert np.array_equal(Sharpness(factor=1.0)(image=image)["image"], image)
 
 
 def test_views_are_augmented_independently_and_stay_images() -> None:
