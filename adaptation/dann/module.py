@@ -12,7 +12,8 @@ classifier G_d. Per step, with progress p = step / total steps:
 
 Departures from the paper: G_f / G_y are the zoo's task network split at ``forward_features`` (so numbers compare
 across methods); source and target are forwarded as one concatenated batch (BN sees both domains, as in tllib);
-for segmentation the domain classifier is fully convolutional and classifies every feature-map position.
+for segmentation the domain classifier is fully convolutional and classifies every feature-map position (or,
+with ``discriminator_stride: 2``, every 4×4 patch of positions, AdaptSegNet-style).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class DANN(TaskEvaluation):
         discriminator_hidden: hidden width of G_d (paper: 100 for digits, 1024 for Office).
         discriminator_layers: hidden layers of G_d (paper: 1 for digits, 2 for Office).
         discriminator_dropout: dropout after each hidden layer of G_d (tllib: 0.5; the paper's digits G_d: none).
+        discriminator_stride: segmentation only: 1 classifies every feature position with 3×3 convs; 2 classifies
+            4×4 patches with AdaptSegNet's 4×4 stride-2 convs (about a fifth of the multiply-adds).
         lambda_domain: weight w_d of the domain loss (paper: 1).
         gamma: γ of the λ_p schedule (paper: 10).
         lambda_max: scale of λ_p (1 = paper).
@@ -57,6 +60,7 @@ class DANN(TaskEvaluation):
         discriminator_hidden: int = 1024,
         discriminator_layers: int = 2,
         discriminator_dropout: float = 0.5,
+        discriminator_stride: int = 1,
         lambda_domain: float = 1.0,
         gamma: float = 10.0,
         lambda_max: float = 1.0,
@@ -72,6 +76,7 @@ class DANN(TaskEvaluation):
             hidden=discriminator_hidden,
             layers=discriminator_layers,
             dropout=discriminator_dropout,
+            stride=discriminator_stride,
         )
 
     def adaptation_factor(self) -> float:
