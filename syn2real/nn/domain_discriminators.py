@@ -81,4 +81,9 @@ def domain_discriminator(
     """
     if segmentation:
         return ConvFeatureDiscriminator(in_channels=feature_dim, hidden=hidden, stride=stride)
+    if stride != 1:
+        raise ValueError(
+            f"a discriminator stride of {stride} applies to feature maps only (segmentation); a classification "
+            "network's features are vectors: leave the stride at 1"
+        )
     return FeatureDiscriminator(in_features=feature_dim, hidden=hidden, layers=layers, dropout=dropout)

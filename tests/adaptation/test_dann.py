@@ -11,7 +11,6 @@ from adaptation.dann import DANN
 from datamodules.data_modules import RandomDomainPairDataModule
 from syn2real.batch import Batch, DomainBatch
 from syn2real.losses import domain_adversarial_loss
-from syn2real.nn import grad_reverse
 from syn2real.optim import OptimizerSpec
 from syn2real.progress import annealed_lr_factor, dann_lambda
 from syn2real.tasks import TaskNetworkSpec
@@ -189,36 +188,49 @@ def test_the_digits_recipe_fits_the_source_before_the_adversary_is_at_full_weigh
     assert recorder.lambdas[-1] < 0.6  # λ_p at p = 150 / 1185: 0.56, still ramping
 
 
-def test_strided_segmentation_discriminator_classifies_patches_and_reverses_gradient() -> None:
+def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit() -> None:
+    torch.manual_seed(0)
     model = DANN(
         network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
         discriminator_hidden=8,
         discriminator_stride=2,
-        lambda_domain=1.0,
     )
-    images = torch.rand(2, 1, 16, 16)
-    features = model.network.forward_features(images).detach().requires_grad_(True)
+    features = torch.rand(1, model.network.feature_dim, 24, 24, requires_grad=True)
     logits = model.discriminator(features)
-    assert logits.shape == (2, 4, 4)  # one logit per 4x4 block of positions
-    # the receptive field of a patch logit: 18x18 positions (4, +3*2, +2*4), so a far-away position has no say
-    logits[0, 0, 0].backward()
-    reach = features.grad[0].abs().sum(0) > 0
-    assert reach[:14, :14].any() and not reach[14:, :].any() and not reach[:, 14:].any()
-    # through the gradient reversal layer the feature gradient of the domain loss flips sign
+    assert logits.shape == (1, 6, 6)  # one logit per 4x4 block of positions
+    # patch (2, 2) sees positions 1..18 (1 + 3*1 + 3*2 + 2*4 = 18 wide), all inside the map: no padding clips it
+    logits[0, 2, 2].backward()
+    rows, cols = (features.grad[0].abs().sum(0) > 0).nonzero(as_tuple=True)
+    assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (1, 18, 1, 18)
+
+
+def test_strided_segmentation_variant_gets_the_reversed_scaled_domain_gradient() -> None:
+    torch.manual_seed(0)
+    model = DANN(
+        network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
+        discriminator_hidden=8,
+        discriminator_stride=2,
+    ).eval()
     batch = DomainBatch(
-        source=Batch(images=images, labels=torch.randint(3, (2, 16, 16))), target=Batch(images=torch.rand(2, 1, 16, 16))
+        source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
+        target=Batch(images=torch.rand(2, 1, 16, 16)),
     )
-    model.eval()
-    feats = model.network.forward_features(torch.cat([batch.source.images, batch.target.images]))
-    direct = torch.autograd.grad(
-        domain_adversarial_loss(*model.discriminator(feats).split(2))[0], feats, retain_graph=True
-    )[0]
-    reversed_ = torch.autograd.grad(
-        domain_adversarial_loss(*model.discriminator(grad_reverse(feats, 0.5)).split(2))[0], feats
-    )[0]
-    torch.testing.assert_close(reversed_, -0.5 * direct)
+    head = {id(p) for p in model.network.head_module.parameters()}
+    features = [p for p in model.network.parameters() if id(p) not in head]
+
+    def feature_grads(lam: float) -> list[torch.Tensor]:
+        model.zero_grad()
+        model.losses(batch, lam=lam)["loss_domain"].backward()
+        return [p.grad.clone() for p in features]
+
+    plain = feature_grads(-1.0)  # λ = −1: the reversal layer passes the gradient through unchanged
+    assert any(g.abs().sum() > 0 for g in plain)
+    for got, want in zip(feature_grads(0.4), plain, strict=True):
+        torch.testing.assert_close(got, -0.4 * want)
 
 
 def test_discriminator_stride_other_than_1_or_2_is_refused() -> None:
     with pytest.raises(ValueError, match="stride must be 1"):
         DANN(network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4), discriminator_stride=3)
+    with pytest.raises(ValueError, match="feature maps only"):
+        DANN(network=TaskNetworkSpec(width=4), discriminator_stride=2)
