@@ -188,13 +188,14 @@ def test_the_digits_recipe_fits_the_source_before_the_adversary_is_at_full_weigh
     assert recorder.lambdas[-1] < 0.6  # λ_p at p = 150 / 1185: 0.56, still ramping
 
 
-def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit() -> None:
+def _per_patch_segmentation_dann() -> DANN:
     torch.manual_seed(0)
-    model = DANN(
-        network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
-        discriminator_hidden=8,
-        discriminator_stride=2,
-    )
+    spec = TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3)
+    return DANN(network=spec, discriminator_hidden=8, discriminator_stride=2)
+
+
+def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit() -> None:
+    model = _per_patch_segmentation_dann()
     features = torch.rand(1, model.network.feature_dim, 24, 24, requires_grad=True)
     logits = model.discriminator(features)
     assert logits.shape == (1, 6, 6)  # one logit per 4x4 block of positions
@@ -205,12 +206,7 @@ def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit
 
 
 def test_strided_segmentation_variant_gets_the_reversed_scaled_domain_gradient() -> None:
-    torch.manual_seed(0)
-    model = DANN(
-        network=TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3),
-        discriminator_hidden=8,
-        discriminator_stride=2,
-    ).eval()
+    model = _per_patch_segmentation_dann().eval()
     batch = DomainBatch(
         source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
         target=Batch(images=torch.rand(2, 1, 16, 16)),
