@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,19 +37,40 @@ def _batch(seed: int = 0) -> DomainBatch:
     )
 
 
-def test_features_get_the_reversed_scaled_domain_gradient() -> None:
+def _classification_dann() -> tuple[DANN, DomainBatch]:
     torch.manual_seed(0)
-    # eval: no dropout, fixed BN
-    model = DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8).eval()
+    return DANN(network=TaskNetworkSpec(width=4, num_classes=3), discriminator_hidden=8), _batch()
+
+
+def _per_patch_segmentation_dann() -> DANN:
+    torch.manual_seed(0)
+    spec = TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3)
+    return DANN(network=spec, discriminator_hidden=8, discriminator_stride=2)
+
+
+def _per_patch_segmentation_dann_and_batch() -> tuple[DANN, DomainBatch]:
+    model = _per_patch_segmentation_dann()
+    batch = DomainBatch(
+        source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
+        target=Batch(images=torch.rand(2, 1, 16, 16)),
+    )
+    return model, batch
+
+
+@pytest.mark.parametrize("build", [_classification_dann, _per_patch_segmentation_dann_and_batch])
+def test_features_get_the_reversed_scaled_domain_gradient(build: Callable[[], tuple[DANN, DomainBatch]]) -> None:
+    model, batch = build()
+    model.eval()  # no dropout, fixed BN
     head = {id(p) for p in model.network.head_module.parameters()}
     features = [p for p in model.network.parameters() if id(p) not in head]
 
     def feature_grads(lam: float) -> list[torch.Tensor]:
         model.zero_grad()
-        model.losses(_batch(), lam=lam)["loss_domain"].backward()
+        model.losses(batch, lam=lam)["loss_domain"].backward()
         return [p.grad.clone() for p in features]
 
     plain = feature_grads(-1.0)  # λ = −1: the reversal layer passes the gradient through unchanged
+    assert any(g.abs().sum() > 0 for g in plain)
     for got, want in zip(feature_grads(0.4), plain, strict=True):
         torch.testing.assert_close(got, -0.4 * want)
 
@@ -188,12 +210,6 @@ def test_the_digits_recipe_fits_the_source_before_the_adversary_is_at_full_weigh
     assert recorder.lambdas[-1] < 0.6  # λ_p at p = 150 / 1185: 0.56, still ramping
 
 
-def _per_patch_segmentation_dann() -> DANN:
-    torch.manual_seed(0)
-    spec = TaskNetworkSpec(arch="small_fcn", task="segmentation", width=4, num_classes=3)
-    return DANN(network=spec, discriminator_hidden=8, discriminator_stride=2)
-
-
 def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit() -> None:
     model = _per_patch_segmentation_dann()
     features = torch.rand(1, model.network.feature_dim, 24, 24, requires_grad=True)
@@ -203,26 +219,6 @@ def test_strided_segmentation_discriminator_sees_18x18_positions_per_patch_logit
     logits[0, 2, 2].backward()
     rows, cols = (features.grad[0].abs().sum(0) > 0).nonzero(as_tuple=True)
     assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (1, 18, 1, 18)
-
-
-def test_strided_segmentation_variant_gets_the_reversed_scaled_domain_gradient() -> None:
-    model = _per_patch_segmentation_dann().eval()
-    batch = DomainBatch(
-        source=Batch(images=torch.rand(2, 1, 16, 16), labels=torch.randint(3, (2, 16, 16))),
-        target=Batch(images=torch.rand(2, 1, 16, 16)),
-    )
-    head = {id(p) for p in model.network.head_module.parameters()}
-    features = [p for p in model.network.parameters() if id(p) not in head]
-
-    def feature_grads(lam: float) -> list[torch.Tensor]:
-        model.zero_grad()
-        model.losses(batch, lam=lam)["loss_domain"].backward()
-        return [p.grad.clone() for p in features]
-
-    plain = feature_grads(-1.0)  # λ = −1: the reversal layer passes the gradient through unchanged
-    assert any(g.abs().sum() > 0 for g in plain)
-    for got, want in zip(feature_grads(0.4), plain, strict=True):
-        torch.testing.assert_close(got, -0.4 * want)
 
 
 def test_discriminator_stride_other_than_1_or_2_is_refused() -> None:
