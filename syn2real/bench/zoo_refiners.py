@@ -34,20 +34,25 @@ def refined_data(task_experiment: Path, checkpoint: Path) -> dict[str, Any]:
 
 
 def refine_training_sources(data: dict[str, Any], checkpoint: Path, where: Path) -> dict[str, Any]:
-    """``data`` (read from ``where``) with every training source wrapped in the refiner of ``checkpoint``."""
+    """``data`` (read from ``where``) with every labeled training source wrapped in the refiner of ``checkpoint``.
+
+    A task data module's ``train`` sources, or a domain-pair data module's ``source`` (the renders a feature-level
+    adapter such as DANN trains on; its unlabeled ``target`` and the real val / test stay as they are).
+    """
     init = data.get("init_args") or {}
-    train = init.get("train")
-    if train is None:
+    key = "train" if "train" in init else "source" if "source" in init else None
+    if key is None:
         raise ValueError(
-            f"{where}: its data has no `train` sources for a refiner to refine: a `refines:` row in "
-            "zoo.yaml must name a task row that trains on renders (e.g. source_only)"
+            f"{where}: its data has no `train` or `source` renders for a refiner to refine: a `refines:` row in "
+            "zoo.yaml must name a task row that trains on renders (e.g. source_only or dann)"
         )
     wrap = lambda node: {  # noqa: E731
         "class_path": "syn2real.refined_source.RefinedSource",
         "init_args": {"source": node, "checkpoint": str(checkpoint.resolve())},
     }
-    train = [wrap(node) for node in train] if isinstance(train, list) else wrap(train)
-    return {**data, "init_args": {**init, "train": train}}
+    sources = init[key]
+    sources = [wrap(node) for node in sources] if isinstance(sources, list) else wrap(sources)
+    return {**data, "init_args": {**init, key: sources}}
 
 
 def write_refined_data(out: Path, block: dict[str, Any], comment: str) -> Path:

@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
+from datamodules.data_modules import DomainPairDataModule, RandomDataModule, RandomDomainPairDataModule
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, Syn2RealDataset
 from datamodules.simulator import DigitsSimulatorConfig
-from datamodules.sources import DigitsSimulatorSource
+from datamodules.sources import DigitsSimulatorSource, RealDigitsSource
 from datamodules.writer import DatasetWriter
 from refinement.cyclegan import CycleGAN
 from syn2real.batch import Sample
+from syn2real.bench.zoo_refiners import refine_training_sources
 from syn2real.cli import main
 from syn2real.export import load_refiner, refine_dataset
 from syn2real.label_preservation import LabelPreservation, load_judge, measure_label_preservation
@@ -130,3 +131,33 @@ def test_refine_with_a_judge_records_label_preservation(checkpoints: tuple[Path,
     with pytest.raises(DatasetError, match="not a labeled classification dataset"):
         refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "r2", judge=judge_ckpt)
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_domain_pair_is_refined_on_its_renders_only(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    """A `refines: dann` zoo row: the adapter's labeled renders go through the refiner; the real target does not."""
+    refiner_ckpt, _ = checkpoints
+    renders = {"class_path": "datamodules.DigitsSimulatorSource", "init_args": {"num_samples": 6, "seed": 3}}
+    pool = {"class_path": "datamodules.RealDigitsSource", "init_args": {"split": "pool"}}
+    block = {"class_path": "datamodules.DomainPairDataModule", "init_args": {"source": renders, "target": pool}}
+    refined = refine_training_sources(block, refiner_ckpt, tmp_path / "dann.yaml")
+    wrapped = refined["init_args"]["source"]
+    assert wrapped["class_path"] == "syn2real.refined_source.RefinedSource"
+    assert wrapped["init_args"] == {"source": renders, "checkpoint": str(refiner_ckpt.resolve())}
+    assert refined["init_args"]["target"] == pool and block["init_args"]["source"] == renders  # the input is kept
+
+    module = DomainPairDataModule(
+        source=RefinedSource(source=DigitsSimulatorSource(num_samples=6, seed=3), checkpoint=str(refiner_ckpt)),
+        target=RealDigitsSource(split="pool"),
+        batch_size=2,
+    )
+    module.setup("fit")
+    raw = DigitsSimulatorSource(num_samples=6, seed=3).load()
+    refiner, _ = load_refiner(refiner_ckpt)
+    expected = refiner.refine(torch.stack([raw[i].image for i in range(6)]))
+    assert torch.allclose(torch.stack([module.source_set[i].image for i in range(6)]), expected, atol=1e-6)
+    assert [int(module.source_set[i].label) for i in range(6)] == [int(raw[i].label) for i in range(6)]
+    real = RealDigitsSource(split="pool").load()
+    assert torch.equal(module.target_set[0].image, real[0].image)  # the target stays real
+
+    with pytest.raises(ValueError, match=r"no `train` or `source` renders.*refines"):
+        refine_training_sources({"init_args": {"target": pool}}, refiner_ckpt, tmp_path / "oracle.yaml")
