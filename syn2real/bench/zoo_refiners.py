@@ -5,8 +5,8 @@ A row ``<refiner>: {refines: <task row>}`` in ``configs/bench/zoo.yaml`` runs, p
 1. ``<refiner>:refiner`` — the refiner's own experiment (``<refiner>__<benchmark>.yaml``), folder
    ``<refiner>/refiner/seed<s>``;
 2. ``<refiner>`` — the task row's experiment with each of its training sources (a feature adapter's labeled
-   ``source``) wrapped in
-   :class:`~syn2real.refined_source.RefinedSource` (that seed's refiner checkpoint), folder ``<refiner>/seed<s>``.
+   ``source``) wrapped in :class:`~syn2real.refined_source.RefinedSource` (that seed's refiner checkpoint), folder
+   ``<refiner>/seed<s>``.
 
 Step 2 trains on exactly the renders the task row trains on, refined, with the same seed, steps and recipe, so the
 paired difference is the refiner's effect on the real test. Afterwards the *judge* row's run of the same seed (the

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from datamodules.data_modules import DomainPairDataModule, RandomDataModule, RandomDomainPairDataModule
+from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModule
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, Syn2RealDataset
 from datamodules.simulator import DigitsSimulatorConfig
@@ -17,8 +17,8 @@ from datamodules.sources import DigitsSimulatorSource, RealDigitsSource
 from datamodules.writer import DatasetWriter
 from refinement.cyclegan import CycleGAN
 from syn2real.batch import Sample
-from syn2real.bench.zoo_refiners import refine_training_sources
-from syn2real.cli import main
+from syn2real.bench.zoo_refiners import refine_training_sources, write_refined_data
+from syn2real.cli import cli_main, main
 from syn2real.export import load_refiner, refine_dataset
 from syn2real.label_preservation import LabelPreservation, load_judge, measure_label_preservation
 from syn2real.refined_source import RefinedSource
@@ -145,11 +145,9 @@ def test_a_domain_pair_is_refined_on_its_renders_only(checkpoints: tuple[Path, P
     assert wrapped["init_args"] == {"source": renders, "checkpoint": str(refiner_ckpt.resolve())}
     assert refined["init_args"]["target"] == pool and block["init_args"]["source"] == renders  # the input is kept
 
-    module = DomainPairDataModule(
-        source=RefinedSource(source=DigitsSimulatorSource(num_samples=6, seed=3), checkpoint=str(refiner_ckpt)),
-        target=RealDigitsSource(split="pool"),
-        batch_size=2,
-    )
+    data = write_refined_data(tmp_path / "refined_data.yaml", refined, "the zoo's refined data block")
+    smoke = Path(__file__).parents[2] / "configs" / "smoke" / "task.yaml"
+    module = cli_main(["--config", str(smoke), "--data", str(data)], run=False).datamodule  # as the zoo's task run
     module.setup("fit")
     raw = DigitsSimulatorSource(num_samples=6, seed=3).load()
     refiner, _ = load_refiner(refiner_ckpt)
