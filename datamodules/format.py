@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
@@ -305,6 +306,12 @@ class Syn2RealDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def label_map(self, index: int) -> Tensor:
+        """Row ``index``'s label map (segmentation): ids of no known class read as the ignore index."""
+        label = read_label_map(self.root / self.rows[index].label)
+        label[(label >= len(self.classes)) & (label != IGNORE_INDEX)] = IGNORE_INDEX
+        return label
+
     def __getitem__(self, index: int) -> Sample:
         row = self.rows[index]
         label = None
@@ -312,8 +319,7 @@ class Syn2RealDataset(Dataset[Sample]):
             if self.info.task == "classification":
                 label = torch.tensor(self._labels[index], dtype=torch.long)
             else:
-                label = read_label_map(self.root / row.label)
-                label[(label >= len(self.classes)) & (label != IGNORE_INDEX)] = IGNORE_INDEX
+                label = self.label_map(index)
         sample = Sample(
             image=read_image(self.root / row.image, self.info.channels),
             label=label,

@@ -31,7 +31,7 @@ from datamodules.stages import select_stages
 from datamodules.writer import DatasetWriter, prepare_output
 from syn2real import __version__
 from syn2real.finite_guard import nonfinite_tensors
-from syn2real.label_preservation import LabelPreservation, load_judge
+from syn2real.label_preservation import LabelPreservation, SegmentationPreservation, load_judge
 from syn2real.refiner import REFINER_RECORD
 from syn2real.tasks.weights import read_checkpoint
 
@@ -148,8 +148,9 @@ def refine_dataset(
     (the caller's CPU and CUDA random states are restored afterwards), so the same seed and batch size give the same
     images.
 
-    With ``judge`` (a task checkpoint trained on real labels) the result also holds the label preservation of the
-    raw and refined images (:mod:`syn2real.label_preservation`), recorded in the export's ``producer`` too.
+    With ``judge`` (a task checkpoint trained on real labels, of the dataset's task) the result also holds the label
+    preservation of the raw and refined images, per image or per pixel (:mod:`syn2real.label_preservation`),
+    recorded in the export's ``producer`` too.
     ``workers`` > 0 reads images in that many processes and writes with as many threads (same output bytes).
     """
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device
@@ -167,16 +168,16 @@ def refine_dataset(
         dataset = Syn2RealDataset(source, verify="headers")
         check_compatible(record, dataset.info, source)
         meter = None
+        per_pixel = dataset.info.task == "segmentation"
         if judge is not None:
-            if dataset.info.task != "classification" or not dataset.info.labels:
+            if not dataset.info.labels:
                 raise DatasetError(
-                    source,
-                    "is not a labeled classification dataset: label preservation needs a label per image",
-                    "drop --judge",
+                    source, "has no labels: label preservation judges the refined images against them", "drop --judge"
                 )
-            meter = LabelPreservation(
-                load_judge(judge, channels=dataset.info.channels, num_classes=len(dataset.info.classes)).to(device)
-            )
+            judge_net = load_judge(
+                judge, task=dataset.info.task, channels=dataset.info.channels, num_classes=len(dataset.info.classes)
+            ).to(device)
+            meter = SegmentationPreservation(judge_net) if per_pixel else LabelPreservation(judge_net)
         info = dataclasses.replace(
             dataset.info,
             producer={
@@ -207,7 +208,8 @@ def refine_dataset(
                 raw = images.to(device)
                 out_images = model.refine(raw)
                 if meter is not None:  # judged where the refiner ran: no round trip through the host
-                    meter.update(raw, out_images, kept["labels"])
+                    truth = torch.stack([dataset.label_map(i) for i in index]) if per_pixel else kept["labels"]
+                    meter.update(raw, out_images, truth)
                 writer.add_batch(ids=[dataset.rows[i].id for i in index], images=out_images.cpu(), **kept)
                 done += len(index)
                 bar.advance(task, len(index))

@@ -65,10 +65,9 @@ def zoo_cells(
     names = [cfg.name.split("__")[0] for cfg in configs]
     check_rows(zoo, names, config_path=zoo_path)
     wanted = with_baselines(set(methods or []), zoo)
-    classifies = judges_labels(benchmark)
     judged = lambda m: zoo.rows[m].kind == "refines" or zoo.rows[m].label_preservation is not None  # noqa: E731
-    if zoo.judge is not None and classifies and any(judged(m) for m in wanted if m in zoo.rows):
-        wanted.add(zoo.judge)  # label preservation is judged per image: a segmentation benchmark needs no judge
+    if zoo.judge is not None and any(judged(m) for m in wanted if m in zoo.rows):
+        wanted.add(zoo.judge)  # per image for classification, per pixel for segmentation
     cells = []
     for cfg, name in zip(configs, names, strict=True):
         pairing = zoo.rows[name]
@@ -98,7 +97,7 @@ def zoo_cells(
                 write=not every_row,
             )
             continue
-        judged_on = pairing.label_preservation if classifies else None  # its refiner, judged on a task row's renders
+        judged_on = pairing.label_preservation  # its refiner, judged on a task row's renders
         for seed in seeds:
             folder = out / name / f"seed{seed}"
             judged = {
@@ -165,7 +164,7 @@ def benchmark_tables(
     ran = {c.folder for c in cells}
     earlier = [c for c in every if c.folder not in ran]
     mine = [r for r in results if r.tags["benchmark"] == name] + finished_results(earlier)
-    if zoo.judge is not None and judges_labels(name):
+    if zoo.judge is not None:
         for note in add_label_preservation(mine, cells + earlier, zoo.judge, limit=QUICK_JUDGED if quick else None):
             console.print(f"[yellow]label preservation ({name}):[/yellow] {note}")
     rows = {
@@ -173,16 +172,6 @@ def benchmark_tables(
         **{r.name: Pairing("reference", "refiner training") for r in mine if r.name.endswith(REFINER_SUFFIX)},
     }
     return write_tables(out, mine, leaderboard(mine, metric, rows), metric, f"syn2real zoo on {name}")
-
-
-def judges_labels(benchmark: str) -> bool:
-    """Whether the zoo measures label preservation on ``benchmark``: a per-image judge needs a classification task.
-
-    Examples:
-        >>> judges_labels("digits-photo"), judges_labels("digits-scenes")
-        (True, False)
-    """
-    return BENCHMARKS.get(benchmark, BENCHMARKS["digits"]).task == "classification"
 
 
 def metric_of(benchmark: str, given: str | None) -> str:

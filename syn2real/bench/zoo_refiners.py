@@ -10,8 +10,9 @@ A row ``<refiner>: {refines: <task row>}`` in ``configs/bench/zoo.yaml`` runs, p
 
 Step 2 trains on exactly the renders the task row trains on, refined, with the same seed, steps and recipe, so the
 paired difference is the refiner's effect on the real test. Afterwards the *judge* row's run of the same seed (the
-target oracle: trained on real labels) measures label preservation on those renders, raw and refined
-(:mod:`syn2real.label_preservation`); the result is kept in ``label_preservation.json`` beside the task run.
+target oracle: trained on real labels) measures label preservation on those renders, raw and refined, per image or
+per pixel (:mod:`syn2real.label_preservation`); the result is kept in ``label_preservation.json`` beside the task
+run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from syn2real.bench.runs import Cell, CellResult
+from syn2real.bench.zoo_report import PRESERVATION_KINDS
 from syn2real.cli.config_files import experiment_data
 
 REFINER_SUFFIX = ":refiner"
@@ -34,6 +36,12 @@ def refined_data(task_experiment: Path, checkpoint: Path) -> dict[str, Any]:
     return refine_training_sources(experiment_data(task_experiment), checkpoint, task_experiment)
 
 
+def training_key(data: dict[str, Any]) -> str | None:
+    """Where a data block keeps its labeled renders: a task data module's ``train``, a domain pair's ``source``."""
+    init = data.get("init_args") or {}
+    return "train" if "train" in init else "source" if "source" in init else None
+
+
 def refine_training_sources(data: dict[str, Any], checkpoint: Path, where: Path) -> dict[str, Any]:
     """``data`` (read from ``where``) with every labeled training source wrapped in the refiner of ``checkpoint``.
 
@@ -41,7 +49,7 @@ def refine_training_sources(data: dict[str, Any], checkpoint: Path, where: Path)
     adapter such as DANN trains on; its unlabeled ``target`` and the real val / test stay as they are).
     """
     init = data.get("init_args") or {}
-    key = "train" if "train" in init else "source" if "source" in init else None
+    key = training_key(data)
     if key is None:
         raise ValueError(
             f"{where}: its data has no `train` or `source` renders for a refiner to refine: a `refines:` row in "
@@ -133,8 +141,9 @@ def add_label_preservation(
         except (OSError, ValueError, RuntimeError) as err:  # a run that cannot be judged is a note, not a crash
             notes.append(f"{result.name} seed {result.seed}: {err}")
             continue
-        result.metrics["label_preservation/raw"] = rates["raw"]
-        result.metrics["label_preservation/refined"] = rates["refined"]
+        for kind in PRESERVATION_KINDS:  # raw and refined; for label maps also what the judge finds and names
+            if kind in rates:
+                result.metrics[f"label_preservation/{kind}"] = rates[kind]
     return notes
 
 
@@ -174,12 +183,15 @@ def judged_data(tags: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_source(data: dict[str, Any]) -> Any:
-    """The (first) training source of a data block, built from its config as LightningCLI would build it."""
+    """The (first) labeled training source of a data block, built from its config as LightningCLI would build it.
+
+    A task data module's ``train``, or a domain pair's ``source``.
+    """
     from jsonargparse import ArgumentParser
 
     from datamodules.sources import Source
 
-    train = (data.get("init_args") or {}).get("train")
+    train = (data.get("init_args") or {}).get(training_key(data) or "train")
     node = train[0] if isinstance(train, list) else train
     parser = ArgumentParser()
     parser.add_argument("--source", type=Source)

@@ -15,6 +15,10 @@ PRESERVATION = "label_preservation/"
 # A row whose real validation metric still rose by this much (points, mean over seeds) in its last epoch has not
 # converged: the leaderboard marks it, and its difference is a pointer, not a claim.
 RISING_POINTS = 1.0
+# Label-preservation figures kept per run: the judge's rate on raw and refined renders (accuracy, or mIoU for label
+# maps) and, for label maps, the share of foreground pixels it finds and names right.
+PER_PIXEL = ("foreground_recall_raw", "foreground_recall_refined", "naming_raw", "naming_refined")
+PRESERVATION_KINDS = ("raw", "refined", *PER_PIXEL)
 
 
 def valsel_metric(metric: str) -> str:
@@ -53,9 +57,15 @@ def leaderboard(results: list[CellResult], metric: str, pairings: dict[str, Pair
         row["rising"] = row["last_gain"][0] >= RISING_POINTS  # False when no run has a curve (nan)
         row["valsel_epoch"] = mean_std([r.metrics["valsel_epoch"] for r in ok if "valsel_epoch" in r.metrics])[0]
         row["wall_time_s"] = mean_std([r.wall_time_s for r in ok])[0]
-        for kind in ("raw", "refined"):
+        for kind in PRESERVATION_KINDS:
             rates = [100 * r.metrics[f"{PRESERVATION}{kind}"] for r in ok if f"{PRESERVATION}{kind}" in r.metrics]
             row[f"preservation_{kind}"] = mean_std(rates) if rates else None
+        both = [r.metrics for r in ok if {f"{PRESERVATION}raw", f"{PRESERVATION}refined"} <= set(r.metrics)]
+        gains = [100 * (m[f"{PRESERVATION}refined"] - m[f"{PRESERVATION}raw"]) for m in both]
+        if gains:  # same renders, same judge, seed by seed: a paired difference
+            row["preservation_gain"] = dict(zip(("mean", "std"), mean_std(gains), strict=True), n=len(gains))
+        else:
+            row["preservation_gain"] = None
         fd = [r.metrics["val/fd_effnet"] for r in ok if "val/fd_effnet" in r.metrics]
         row["fd_effnet"], row["fd_effnet_std"] = mean_std(fd) if fd else (None, None)
         rows.append(row)
@@ -134,18 +144,43 @@ def markdown(board: list[dict[str, Any]], metric: str, title: str) -> str:
     ]
     judged = [r for r in board if r.get("preservation_refined")]
     if judged:
-        lines += [
-            "",
-            "Label preservation: the share of training renders that a classifier trained on real labels (the judge "
-            "row's run of the same seed) assigns their source label, raw and after the refiner (%, mean ± std).",
-            "",
-            "| refiner | raw renders | refined renders |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| {r['method']} | {_pm(*r['preservation_raw'])} | {_pm(*r['preservation_refined'])} |" for r in judged
-        ]
+        lines += ["", *_preservation_table(judged, per_pixel=name.endswith("miou"))]
     return "\n".join(lines) + "\n"
+
+
+def _preservation_table(judged: list[dict[str, Any]], *, per_pixel: bool) -> list[str]:
+    """The refiners' label preservation: raw and refined renders, and the difference on the same renders."""
+    if not per_pixel:
+        lines = [
+            "Label preservation: the share of training renders that a classifier trained on real labels (the judge "
+            "row's run of the same seed) assigns their source label, raw and after the refiner (%, mean ± std; the "
+            "difference is seed by seed, on the same renders with the same judge, in points).",
+            "",
+            "| refiner | raw renders | refined renders | refined − raw |",
+            "|---|---|---|---|",
+        ]
+        return lines + [
+            f"| {r['method']} | {_pm(*r['preservation_raw'])} | {_pm(*r['preservation_refined'])} | "
+            f"{_diff(r['preservation_gain'])} |"
+            for r in judged
+        ]
+    lines = [
+        "Label preservation: a segmenter trained on real labels (the judge row's run of the same seed) segments the "
+        "training renders, raw and after the refiner: its mIoU against their label maps, the share of labelled "
+        "foreground pixels it finds, and the share of those it names right (%, mean ± std; the mIoU difference is "
+        "seed by seed, on the same renders with the same judge, in points).",
+        "",
+        "| refiner | mIoU, raw | mIoU, refined | refined − raw | found, raw | found, refined | named, raw | named, "
+        "refined |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cell = lambda r, kind: _pm(*r[f"preservation_{kind}"]) if r[f"preservation_{kind}"] else "n/a"  # noqa: E731
+    return lines + [
+        f"| {r['method']} | {cell(r, 'raw')} | {cell(r, 'refined')} | {_diff(r['preservation_gain'])} | "
+        + " | ".join(cell(r, kind) for kind in PER_PIXEL)
+        + " |"
+        for r in judged
+    ]
 
 
 def write_tables(out: Path, results: list[CellResult], board: list[dict[str, Any]], metric: str, title: str) -> str:

@@ -36,7 +36,8 @@ def refine_command(argv: list[str]) -> int:
         "--judge",
         type=Path,
         help="a task checkpoint trained on real labels (e.g. the target oracle): report the share of raw and of "
-        "refined images it assigns their source label (label preservation)",
+        "refined images it assigns their source label, or for label maps its mIoU on raw and refined (label "
+        "preservation)",
     )
     args = parser.parse_args(argv)
     console = Console(stderr=True)
@@ -63,8 +64,9 @@ def refine_command(argv: list[str]) -> int:
     )
     if "label_preservation" in result:
         kept = result["label_preservation"]
+        what = "mIoU on the label maps, " if "naming_raw" in kept else ""  # judged per pixel
         console.print(
-            f"label preservation (judge {args.judge}): raw {100 * kept['raw']:.1f}%, "
+            f"label preservation (judge {args.judge}): {what}raw {100 * kept['raw']:.1f}%, "
             f"refined {100 * kept['refined']:.1f}%"
         )
     return 0

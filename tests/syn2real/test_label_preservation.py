@@ -13,14 +13,20 @@ from datamodules.data_modules import RandomDataModule, RandomDomainPairDataModul
 from datamodules.errors import DatasetError
 from datamodules.format import DatasetInfo, Syn2RealDataset
 from datamodules.simulator import DigitsSimulatorConfig
-from datamodules.sources import DigitsSimulatorSource, RealDigitsSource
+from datamodules.sources import DigitsSimulatorSource, RandomSource, RealDigitsSource
 from datamodules.writer import DatasetWriter
 from refinement.cyclegan import CycleGAN
 from syn2real.batch import Sample
-from syn2real.bench.zoo_refiners import refine_training_sources, write_refined_data
+from syn2real.bench.zoo_refiners import refine_training_sources, training_source, write_refined_data
 from syn2real.cli import cli_main, main
 from syn2real.export import load_refiner, refine_dataset
-from syn2real.label_preservation import LabelPreservation, load_judge, measure_label_preservation
+from syn2real.label_preservation import (
+    LabelPreservation,
+    SegmentationPreservation,
+    load_judge,
+    measure_label_preservation,
+)
+from syn2real.metrics import task_metric
 from syn2real.refined_source import RefinedSource
 from syn2real.tasks import TaskModule, TaskNetworkSpec
 from tests.conftest import fit_and_save, make_samples, write_dataset
@@ -53,6 +59,51 @@ def test_label_preservation_is_the_share_the_judge_gives_the_source_label() -> N
         meter.update(_images([0.0]), _images([0.0]), torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="no labeled images"):
         LabelPreservation(Brightness()).rates()
+
+
+class PixelLevels(nn.Module):
+    """A segmenter that gives each pixel the class whose level (0, 0.5, 1 for classes 0, 1, 2) is nearest its value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels = nn.Parameter(torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1), requires_grad=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return -((images[:, :1] - self.levels) ** 2)
+
+
+def test_per_pixel_label_preservation_is_the_judges_miou_and_its_ink_split() -> None:
+    meter = SegmentationPreservation(PixelLevels())
+    labels = torch.tensor([[[0, 1], [2, 255]]])  # the last pixel is ignored
+    raw = torch.tensor([[[[0.0, 0.5], [1.0, 0.3]]]])  # read 0, 1, 2: all right
+    refined = torch.tensor([[[[0.5, 0.0], [1.0, 0.9]]]])  # read 1, 0, 2: background and the 1 swapped
+    meter.update(raw, refined, labels)
+    rates = meter.rates()
+    # refined: IoU 0 for classes 0 and 1 (each predicted once, labelled once, never both), 1 for class 2 -> 1/3;
+    # of the two foreground pixels one is called foreground (the 2), and it is named right
+    assert rates == pytest.approx(
+        {
+            "images": 1,
+            "raw": 1.0,
+            "refined": 1 / 3,
+            "foreground_recall_raw": 1.0,
+            "foreground_recall_refined": 0.5,
+            "naming_raw": 1.0,
+            "naming_refined": 1.0,
+        }
+    )
+    # a second image: the refiner turns a labelled 2 into a 1 (found, misnamed); raw reads it right
+    meter.update(torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([[[[0.5, 0.0]]]]), torch.tensor([[[2, 0]]]))
+    rates = meter.rates()
+    # refined over both images: class 0 labelled 2, predicted 2, tp 1 -> 1/3; class 1 labelled 1, predicted 2,
+    # tp 0 -> 0; class 2 labelled 2, predicted 1, tp 1 -> 1/2
+    assert rates["images"] == 2 and rates["raw"] == pytest.approx(1.0)
+    assert rates["refined"] == pytest.approx((1 / 3 + 0 + 1 / 2) / 3)
+    assert rates["foreground_recall_refined"] == pytest.approx(2 / 3) and rates["naming_refined"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"label map per image \(B×H×W\)"):
+        meter.update(raw, refined, torch.tensor([0]))
+    with pytest.raises(ValueError, match="no labeled images"):
+        SegmentationPreservation(PixelLevels()).rates()
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +157,38 @@ def test_measured_label_preservation_matches_the_judge_on_raw_and_refined(checkp
         load_judge(refiner_ckpt)
 
 
+def test_a_refiner_on_label_maps_is_judged_per_pixel_by_a_segmenter(
+    checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    refiner_ckpt, classifier_ckpt = checkpoints
+    network = TaskNetworkSpec(arch="small_fcn", width=4, num_classes=3, task="segmentation")
+    segmenter = fit_and_save(
+        TaskModule(network=network), RandomDataModule(num_classes=3, task="segmentation"), tmp_path / "seg.ckpt"
+    )
+    source = RandomSource(num_samples=10, num_classes=3, size=32, task="segmentation", seed=4)
+    rates = measure_label_preservation(refiner_ckpt, segmenter, source, batch_size=4)
+    raw = source.load()
+    images, maps = torch.stack([raw[i].image for i in range(10)]), torch.stack([raw[i].label for i in range(10)])
+    judge, (refiner, _) = load_judge(segmenter, task="segmentation"), load_refiner(refiner_ckpt)
+    with torch.no_grad():
+        for kind, seen in (("raw", images), ("refined", refiner.refine(images))):
+            miou = task_metric("segmentation", 3)[1]
+            miou.update(judge(seen).argmax(1), maps)
+            assert rates[kind] == pytest.approx(float(miou.compute()))
+    assert rates["images"] == 10 and 0 <= rates["foreground_recall_refined"] <= 1
+
+    # an export of a segmentation dataset with --judge records the same per-pixel figures
+    info = DatasetInfo(task="segmentation", classes=["a", "b", "c"], channels=1, size=(32, 32), producer={"name": "t"})
+    with DatasetWriter(tmp_path / "seg", info) as writer:
+        for i in range(10):
+            writer.add(Sample(image=images[i], label=maps[i], id=f"s{i}"))
+    assert refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "out", judge=segmenter)["label_preservation"] == (
+        pytest.approx({**rates, "judge": str(segmenter.resolve())}, abs=2e-3)  # the PNG round trip: 8-bit images
+    )
+    with pytest.raises(ValueError, match="classification network; the renders have segmentation labels"):
+        measure_label_preservation(refiner_ckpt, classifier_ckpt, source, batch_size=4)
+
+
 def test_refine_with_a_judge_records_label_preservation(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
     refiner_ckpt, judge_ckpt = checkpoints
     data = write_dataset(tmp_path / "d", make_samples(6, size=32, num_classes=10), size=32, classes=list("0123456789"))
@@ -128,9 +211,15 @@ def test_refine_with_a_judge_records_label_preservation(checkpoints: tuple[Path,
     info = DatasetInfo(task="segmentation", classes=["bg", "fg"], channels=1, size=(32, 32), producer={"name": "t"})
     with DatasetWriter(tmp_path / "seg", info) as writer:
         writer.add(Sample(image=torch.rand(1, 32, 32), label=torch.zeros(32, 32, dtype=torch.long), id="a"))
-    with pytest.raises(DatasetError, match="not a labeled classification dataset"):
+    with pytest.raises(ValueError, match="classification network; the renders have segmentation labels"):
         refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "r2", judge=judge_ckpt)
     assert not (tmp_path / "r2").exists()
+    bare = DatasetInfo(task="classification", classes=list("abc"), channels=1, size=(32, 32), labels=False)
+    with DatasetWriter(tmp_path / "u", bare) as writer:
+        writer.add(Sample(image=torch.rand(1, 32, 32), id="u0"))
+    unlabeled = tmp_path / "u"
+    with pytest.raises(DatasetError, match=r"has no labels.*drop --judge"):
+        refine_dataset(refiner_ckpt, unlabeled, tmp_path / "r4", judge=judge_ckpt)
 
 
 def test_a_domain_pair_is_refined_on_its_renders_only(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
@@ -156,6 +245,8 @@ def test_a_domain_pair_is_refined_on_its_renders_only(checkpoints: tuple[Path, P
     assert [int(module.source_set[i].label) for i in range(6)] == [int(raw[i].label) for i in range(6)]
     real = RealDigitsSource(split="pool").load()
     assert torch.equal(module.target_set[0].image, real[0].image)  # the target stays real
+
+    assert len(training_source(block).load()) == 6  # what the zoo judges: the domain pair's renders
 
     with pytest.raises(ValueError, match=r"no `train` or `source` renders.*refines"):
         refine_training_sources({"init_args": {"target": pool}}, refiner_ckpt, tmp_path / "oracle.yaml")

@@ -278,7 +278,7 @@ def test_a_method_holding_a_refiner_is_judged_on_a_task_rows_renders(tmp_path: P
         load_zoo_config(path)
 
 
-def test_a_segmentation_benchmark_brings_no_judge_and_tags_no_label_preservation(tmp_path: Path) -> None:
+def test_a_segmentation_benchmark_brings_its_judge_and_judges_its_refiners_per_pixel(tmp_path: Path) -> None:
     from syn2real.bench.zoo import zoo_cells
     from syn2real.bench.zoo_pairs import load_zoo_config
 
@@ -294,8 +294,32 @@ def test_a_segmentation_benchmark_brings_no_judge_and_tags_no_label_preservation
     path.write_text(yaml.safe_dump({"seeds": [0], "judge": "target_oracle", "rows": rows}))
     zoo = load_zoo_config(path)
     cells = zoo_cells("digits-scenes", [0], tmp_path / "out", ["cycada"], False, [], configs / "experiments", zoo, path)
-    assert {c.name for c in cells} == {"cycada", "source_only"}  # per-pixel labels: no per-image judge to train
-    assert all("refiner_checkpoint" not in c.tags for c in cells)
+    assert {c.name for c in cells} == {"cycada", "source_only", "target_oracle"}  # the oracle segmenter judges
+    (cycada,) = [c for c in cells if c.name == "cycada"]
+    assert cycada.tags["refiner_checkpoint"] == str(cycada.folder / "checkpoints" / "last.ckpt")
+    assert cycada.tags["task_experiment"].endswith("source_only__digits-scenes.yaml")
+
+    # the leaderboard's per-pixel table: mIoU raw / refined, their paired difference, what the judge finds and names
+    from syn2real.bench.runs import CellResult
+    from syn2real.bench.zoo_report import leaderboard, markdown
+
+    def run(name: str, seed: int, miou: float, judged: dict[str, float] | None = None) -> CellResult:
+        metrics = {"test/target_miou": miou, **{f"label_preservation/{k}": v for k, v in (judged or {}).items()}}
+        return CellResult(name, seed, "ok", metrics, 1.0, False, tags={"family": "refinement"})
+
+    kinds = ("raw", "refined", "foreground_recall_raw", "foreground_recall_refined", "naming_raw", "naming_refined")
+    results = [
+        run("source_only", 0, 0.10),
+        run("source_only", 1, 0.12),
+        run("cycada", 0, 0.15, dict(zip(kinds, (0.30, 0.40, 0.5, 0.6, 0.7, 0.8), strict=True))),
+        run("cycada", 1, 0.16, dict(zip(kinds, (0.32, 0.38, 0.5, 0.6, 0.7, 0.8), strict=True))),
+    ]
+    board = leaderboard(results, "test/target_miou", {name: zoo.rows[name] for name in ("source_only", "cycada")})
+    gain = {b["method"]: b["preservation_gain"] for b in board}["cycada"]
+    assert gain["n"] == 2 and gain["mean"] == pytest.approx(8.0) and gain["std"] == pytest.approx(2.828, abs=1e-3)
+    table = markdown(board, "test/target_miou", "t").split("Label preservation")[1]
+    assert "mIoU against their label maps" in table
+    assert "| cycada | 31.0 ± 1.4 | 39.0 ± 1.4 | **+8.0 ± 2.8** (n=2) | 50.0 ± 0.0 | 60.0 ± 0.0 | 70.0 ± 0.0 |" in table
 
 
 def test_a_run_cut_off_while_its_real_val_still_rose_is_marked_still_rising(tmp_path: Path) -> None:
