@@ -158,7 +158,7 @@ def test_measured_label_preservation_matches_the_judge_on_raw_and_refined(checkp
 
 
 def test_a_refiner_on_label_maps_is_judged_per_pixel_by_a_segmenter(
-    checkpoints: tuple[Path, Path], tmp_path: Path
+    checkpoints: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     refiner_ckpt, classifier_ckpt = checkpoints
     network = TaskNetworkSpec(arch="small_fcn", width=4, num_classes=3, task="segmentation")
@@ -182,9 +182,14 @@ def test_a_refiner_on_label_maps_is_judged_per_pixel_by_a_segmenter(
     with DatasetWriter(tmp_path / "seg", info) as writer:
         for i in range(10):
             writer.add(Sample(image=images[i], label=maps[i], id=f"s{i}"))
-    assert refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "out", judge=segmenter)["label_preservation"] == (
-        pytest.approx({**rates, "judge": str(segmenter.resolve())}, abs=2e-3)  # the PNG round trip: 8-bit images
-    )
+    exported = refine_dataset(refiner_ckpt, tmp_path / "seg", tmp_path / "out", judge=segmenter)["label_preservation"]
+    assert exported == pytest.approx({**rates, "judge": str(segmenter.resolve())}, abs=2e-3)  # 8-bit PNG round trip
+    args = ["refine", "--ckpt", str(refiner_ckpt), "--data", str(tmp_path / "seg"), "--judge", str(segmenter)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--out", str(tmp_path / "cli")])
+    assert exit_.value.code == 0
+    said = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert f"mIoU on the label maps, raw {100 * exported['raw']:.1f}%" in said  # the command says what it measured
     with pytest.raises(ValueError, match="classification network; the renders have segmentation labels"):
         measure_label_preservation(refiner_ckpt, classifier_ckpt, source, batch_size=4)
 
